@@ -1,0 +1,39 @@
+"""What every job shares: --config/--set parsing and one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from binplay.codes import CapacityError
+from binplay.config import BinPlayConfig, ConfigError, load_config
+from binplay.data.sources import DataError
+from binplay.state import StateError
+
+EXPECTED = (ConfigError, DataError, StateError, CapacityError)
+
+
+def parser_with_config(doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0],
+                                     epilog=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="YAML run config (configs/*.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set ray.num_workers=2 (repeatable)")
+    return parser
+
+
+def job_main(parser: argparse.ArgumentParser,
+             body: Callable[[BinPlayConfig, argparse.Namespace], None],
+             argv: list[str] | None = None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.set)
+        body(cfg, args)
+    except EXPECTED as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,48 @@
+"""Train BinPlay on a class-incremental stream.
+
+    python -m jobs.train --config configs/smoke.yaml --output runs/smoke
+    python -m jobs.train --config configs/smoke.yaml --dry-run       # validate, print, exit
+    python -m jobs.train --config configs/split_fmnist.yaml --set ray.num_workers=2
+
+On a cluster (RAY_ADDRESS selects it; see docs/CLUSTER.md):
+
+    RAY_ADDRESS=http://127.0.0.1:8265 RAY_AUTH_MODE=token ray job submit --working-dir . \
+        -- python -m jobs.train --config configs/smoke.yaml
+
+Re-running the same command resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jobs.common import job_main, parser_with_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_with_config(__doc__)
+    parser.add_argument("--output", help="report directory (default run.output_dir/<name>)")
+    parser.add_argument("--dry-run", action="store_true", help="validate, print config, exit")
+
+    def body(cfg, args) -> None:
+        if args.dry_run:
+            print(cfg.model_dump_json(indent=2))
+            print(f"config OK (fingerprint {cfg.fingerprint()})")
+            return
+        from binplay.runner import output_dir
+
+        out = output_dir(cfg, args.output)
+        if cfg.ray.num_workers == 0:
+            from binplay.runner import train_in_process
+
+            train_in_process(cfg, out)
+        else:
+            from binplay.ray_train.trainer import train_with_ray
+
+            train_with_ray(cfg, out)
+
+    return job_main(parser, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Run configuration: pydantic models validated before anything runs.
+
+Every model forbids unknown keys, so a typo in a YAML file or a ``--set``
+override fails at load time with the dotted name of the offending field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from binplay.codes import check_primes
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line naming the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+DatasetName = Literal["mnist", "fashion_mnist", "cifar10", "parquet", "image_folder"]
+
+
+class StreamConfig(_Strict):
+    dataset: DatasetName = "fashion_mnist"
+    data_root: str | None = Field(None, description="explicit data directory (first source tried)")
+    path: str | None = Field(None, description="user data: a Parquet file or an image folder")
+    test_path: str | None = Field(None, description="user data: the test split (optional)")
+    tasks: list[list[int]] = Field(
+        default_factory=lambda: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],
+        description="classes of each task, in stream order",
+    )
+    train_per_class: int | None = Field(None, gt=0, description="subset for smoke runs")
+    test_per_class: int | None = Field(None, gt=0)
+    image_shape: tuple[int, int, int] | None = Field(
+        None, description="(C, H, W) expected of user data; built-in datasets know theirs"
+    )
+    shard_rows: int = Field(4096, gt=0, description="rows per Parquet shard")
+
+    @model_validator(mode="after")
+    def _check(self) -> StreamConfig:
+        flat = [c for task in self.tasks for c in task]
+        if not self.tasks or any(not task for task in self.tasks):
+            raise ValueError("tasks: every task needs at least one class")
+        if len(set(flat)) != len(flat):
+            raise ValueError("tasks: a class appears in two tasks (class-incremental streams)")
+        if any(c < 0 for c in flat):
+            raise ValueError("tasks: class ids must be >= 0")
+        if self.dataset in ("parquet", "image_folder") and not self.path:
+            raise ValueError(f"path: required for dataset '{self.dataset}'")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        return max(c for task in self.tasks for c in task) + 1
+
+
+class CodesConfig(_Strict):
+    bits_per_part: int = Field(16, ge=2, le=62, description="m; capacity is 2**m samples")
+    primes: list[int] = Field(default_factory=lambda: [3, 5, 7, 11, 13, 17, 19, 23])
+    task_bits: int = Field(10, ge=0, le=62, description="bits of the task-id prefix (0: none)")
+    task_prime: int = Field(29, description="prime of the task-id prefix")
+
+    @model_validator(mode="after")
+    def _check(self) -> CodesConfig:
+        check_primes(self.primes)
+        if self.task_bits:
+            check_primes([self.task_prime])
+        return self
+
+    @property
+    def code_dim(self) -> int:
+        return self.bits_per_part * len(self.primes)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.code_dim + self.task_bits
+
+
+class AutoencoderConfig(_Strict):
+    preset: Literal["compact", "paper"] = "compact"
+    width: int = Field(64, gt=0, description="compact preset: base channel count")
+    warmup_epochs: int = Field(2, ge=0)
+    assignment_epochs: int = Field(4, ge=1)
+    decoder_epochs: int = Field(20, ge=0)
+    decoder_samples_per_epoch: int | None = Field(
+        None, gt=0,
+        description="draws per decoder epoch; None = current task size (cost stays flat in N)",
+    )
+    code_loss_weight: float = Field(1.0, ge=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    decoder_lr: float = Field(1e-3, gt=0)
+    decoder_mode: Literal["continue", "reinit"] = Field(
+        "continue", description="paper: continue training v; authors' code: reinit each task"
+    )
+
+
+class ClassifierConfig(_Strict):
+    preset: Literal["compact", "paper"] = "compact"
+    epochs: int = Field(6, ge=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    dropout: float = Field(0.25, ge=0, lt=1)
+    ae_processed_inputs: bool = Field(True, description="pass new samples through the AE")
+    soft_targets: bool = Field(True, description="past samples: frozen-copy softmax vs argmax")
+    replay_loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    past_fraction: float | None = Field(
+        None, ge=0, lt=1,
+        description="share of past samples per minibatch; None = (t)/(t+1) balanced per task",
+    )
+
+
+class RayConfig(_Strict):
+    num_workers: int = Field(1, ge=0, description="0 runs in-process without Ray")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(1.0, gt=0)
+    max_failures: int = Field(2, ge=0)
+    checkpoint_every_epochs: int = Field(5, ge=1)
+    address: str | None = Field(None, description="cluster to join; default RAY_ADDRESS or local")
+
+
+class RunConfig(_Strict):
+    output_dir: str = Field("runs", description="where report.json, report.md, PNGs go")
+    storage_path: str = Field("runs/ray", description="Ray Train checkpoints; local path or URI")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, gt=0, description="torch threads per process")
+    fidelity_samples: int = Field(256, gt=0)
+
+
+class BinPlayConfig(_Strict):
+    name: str = Field("binplay", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    codes: CodesConfig = Field(default_factory=CodesConfig)
+    autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes the math; a checkpoint resumes only under the same."""
+        parts = self.model_dump(mode="json", exclude={"ray", "run"})
+        blob = json.dumps(parts, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{key}' is not a section")
+        node = child
+    # YAML parsing gives `3` -> int, `true` -> bool, `[0,1]` -> list, `null` -> None.
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def _one_line(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    extra = f" (+{err.error_count() - 1} more)" if err.error_count() > 1 else ""
+    return f"{source}: {where}: {first['msg']}{extra}"
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> BinPlayConfig:
+    """Read a YAML file (or defaults when None), apply ``a.b=value`` overrides, validate."""
+    source = str(path) if path else "defaults"
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config ({exc.strerror})") from None
+        try:
+            tree = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{source}: malformed YAML{line}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{source}: top level must be a mapping of sections")
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), raw)
+    try:
+        return BinPlayConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None

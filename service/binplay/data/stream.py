@@ -1,0 +1,178 @@
+"""Class-incremental streams materialised as Parquet shards.
+
+Task t holds the training samples of its classes in dataset order and owns the
+contiguous global indices K_t..N_t (1-based, as in the paper), so indices are
+stable across runs of the same config. Shards have columns ``index``, ``label``,
+``image`` (raw uint8 bytes, C*H*W); the image shape is stored in the schema
+metadata, so reading back is lossless and checked.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from binplay.codes import CapacityError, capacity
+from binplay.config import BinPlayConfig, StreamConfig
+from binplay.data.sources import SHAPES, DataError, ImageSet, load_builtin
+from binplay.data.user import read_image_folder, read_image_parquet
+
+SHAPE_KEY = b"binplay.image_shape"
+MANIFEST = "stream.json"
+
+
+@dataclass
+class TaskShards:
+    task_id: int
+    classes: list[int]
+    first_index: int  # K_t
+    last_index: int  # N_t
+    train: list[str] = field(default_factory=list)
+    test: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return self.last_index - self.first_index + 1
+
+
+@dataclass
+class StreamManifest:
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    tasks: list[TaskShards]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> StreamManifest:
+        raw = json.loads(text)
+        return cls(tuple(raw["image_shape"]), raw["num_classes"],
+                   [TaskShards(**t) for t in raw["tasks"]])
+
+
+def load_split(cfg: StreamConfig, split: str) -> ImageSet:
+    if cfg.dataset in SHAPES:
+        return load_builtin(cfg.dataset, split, cfg.data_root)
+    path = cfg.path if split == "train" else cfg.test_path
+    if path is None:
+        raise DataError(f"stream.test_path: no test split given for user data {cfg.path}")
+    reader = read_image_parquet if cfg.dataset == "parquet" else read_image_folder
+    return reader(path, expected_shape=cfg.image_shape)
+
+
+def _select(data: ImageSet, classes: list[int], per_class: int | None) -> np.ndarray:
+    """Row numbers of the task's samples, in dataset order (stable across runs)."""
+    labels = data.labels.numpy()
+    rows = []
+    for c in classes:
+        found = np.flatnonzero(labels == c)
+        rows.append(found[:per_class] if per_class else found)
+    return np.sort(np.concatenate(rows))
+
+
+def _check_labels(data: ImageSet, cfg: StreamConfig) -> None:
+    allowed = {c for task in cfg.tasks for c in task}
+    seen = set(np.unique(data.labels.numpy()).tolist())
+    stray = sorted(seen - allowed)
+    if stray and cfg.dataset not in SHAPES:
+        # Built-in datasets may legitimately be split into fewer classes; user data may not.
+        raise DataError(f"{data.origin}: label {stray[0]} is outside the configured classes "
+                        f"{sorted(allowed)}")
+
+
+def write_shard(path: Path, index: np.ndarray, labels: np.ndarray, images: torch.Tensor) -> None:
+    shape = tuple(images.shape[1:])
+    flat = images.reshape(len(images), -1).numpy()
+    blobs = pa.array([row.tobytes() for row in flat], type=pa.binary())
+    table = pa.table({"index": pa.array(index, pa.int64()), "label": pa.array(labels, pa.int64()),
+                      "image": blobs})
+    table = table.replace_schema_metadata({SHAPE_KEY: json.dumps(shape).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # a reader never sees half a shard
+
+
+def table_to_tensors(table: pa.Table, shape: tuple[int, ...], origin: str):
+    """(index, images uint8 (N,C,H,W), labels) from a shard table, with sizes checked."""
+    size = int(np.prod(shape))
+    blob = table.column("image").combine_chunks()
+    if len(blob) and blob.null_count:
+        raise DataError(f"{origin}: a row has no image")
+    if pa.types.is_large_binary(blob.type):
+        blob = blob.cast(pa.binary())
+    offsets = np.frombuffer(blob.buffers()[1], dtype=np.int32)[blob.offset: blob.offset + len(blob) + 1]
+    if len(blob) and not np.all(np.diff(offsets) == size):
+        raise DataError(f"{origin}: an image has the wrong number of bytes for shape {shape}")
+    buf = np.frombuffer(blob.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[0] + size * len(blob)]
+    images = torch.from_numpy(buf.copy()).reshape(len(blob), *shape)
+    index = torch.from_numpy(table.column("index").to_numpy().astype(np.int64))
+    labels = torch.from_numpy(table.column("label").to_numpy().astype(np.int64))
+    return index, images, labels
+
+
+def read_shards(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    parts = []
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable Parquet shard ({str(exc).splitlines()[0]})") from None
+        meta = table.schema.metadata or {}
+        if SHAPE_KEY not in meta or not {"index", "label", "image"} <= set(table.column_names):
+            raise DataError(f"{path}: not a BinPlay stream shard (columns/metadata missing)")
+        parts.append(table_to_tensors(table, tuple(json.loads(meta[SHAPE_KEY])), path))
+    return tuple(torch.cat(t) for t in zip(*parts))  # type: ignore[return-value]
+
+
+def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
+    """Write (or reuse) the stream's shards under ``directory``; returns the manifest."""
+    directory = Path(directory)
+    manifest_path = directory / MANIFEST
+    stamp = cfg.stream.model_dump_json()
+    if manifest_path.is_file() and (directory / "stream.config.json").read_text() == stamp:
+        return StreamManifest.from_json(manifest_path.read_text())
+    train, test = load_split(cfg.stream, "train"), load_split(cfg.stream, "test")
+    for data in (train, test):
+        _check_labels(data, cfg.stream)
+    shape = tuple(train.images.shape[1:])
+    if tuple(test.images.shape[1:]) != shape:
+        raise DataError(f"{test.origin}: test images {tuple(test.images.shape[1:])} "
+                        f"differ from training images {shape}")
+    tasks, next_index = [], 1
+    rows_per = cfg.stream.shard_rows
+    for t, classes in enumerate(cfg.stream.tasks):
+        shards = TaskShards(t, list(classes), next_index, next_index - 1)
+        for split, data, per_class in (("train", train, cfg.stream.train_per_class),
+                                       ("test", test, cfg.stream.test_per_class)):
+            rows = _select(data, classes, per_class)
+            if len(rows) == 0:
+                raise DataError(f"{data.origin}: task {t} classes {classes} have no {split} samples")
+            if split == "train":
+                index = np.arange(next_index, next_index + len(rows), dtype=np.int64)
+                shards.last_index = next_index + len(rows) - 1
+                next_index += len(rows)
+            else:
+                index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index
+            for s, start in enumerate(range(0, len(rows), rows_per)):
+                part = rows[start:start + rows_per]
+                path = directory / f"task_{t:02d}" / f"{split}-{s:04d}.parquet"
+                write_shard(path, index[start:start + rows_per], data.labels[part].numpy(),
+                            data.images[part])
+                getattr(shards, split).append(str(path))
+        tasks.append(shards)
+    cap = capacity(cfg.codes.bits_per_part)
+    if next_index - 1 > cap:
+        raise CapacityError(f"stream has {next_index - 1} samples but codes.bits_per_part="
+                            f"{cfg.codes.bits_per_part} gives {cap} codes; raise bits_per_part")
+    manifest = StreamManifest(shape, cfg.stream.num_classes, tasks)  # type: ignore[arg-type]
+    manifest_path.write_text(manifest.to_json())
+    (directory / "stream.config.json").write_text(stamp)
+    return manifest

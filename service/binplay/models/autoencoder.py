@@ -1,0 +1,106 @@
+"""Encoder and decoder of the binary latent autoencoder.
+
+``paper``: the appendix's networks (28x28x1: 3 stride-2 convs 32/64/128 -> 2048 ->
+latent; decoder 2 FC of 800 then transposed convs 32/128/192 and a 4x4 output
+layer; 32x32x3: the wider CIFAR decoder, FC 1500 -> 6144, transposed convs
+512/768/640). Heavy on a CPU (~0.25 GMAC per MNIST sample).
+``compact``: two stride-2 convs / two transposed convs around one FC layer, about
+the paper decoder's parameter count at a small fraction of its compute.
+Images are floats in [0, 1]; decoders end in a sigmoid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class Encoder(nn.Module):
+    def __init__(self, convs: nn.Sequential, feature_dim: int, latent_dim: int):
+        super().__init__()
+        self.convs = convs
+        self.head = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(x).flatten(1))
+
+
+class Decoder(nn.Module):
+    def __init__(self, fc: nn.Sequential, start_shape: tuple[int, int, int], deconvs: nn.Sequential):
+        super().__init__()
+        self.fc = fc
+        self.start_shape = start_shape
+        self.deconvs = deconvs
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        h = self.fc(code).view(len(code), *self.start_shape)
+        return torch.sigmoid(self.deconvs(h))
+
+
+def _conv_stack(channels: list[int], kernel: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=1),
+                   nn.BatchNorm2d(c_out), _act()]
+    return nn.Sequential(*layers)
+
+
+def _deconv(c_in: int, c_out: int, k: int, s: int, p: int, op: int = 0, last: bool = False):
+    conv = nn.ConvTranspose2d(c_in, c_out, k, stride=s, padding=p, output_padding=op)
+    return [conv] if last else [conv, nn.BatchNorm2d(c_out), _act()]
+
+
+def _spatial(shape: tuple[int, int, int]) -> int:
+    if shape[1:] == (28, 28):
+        return 28
+    if shape[1:] == (32, 32):
+        return 32
+    raise ValueError(f"autoencoder presets support 28x28 and 32x32 images, got {shape}")
+
+
+def paper_autoencoder(shape: tuple[int, int, int], latent_dim: int) -> tuple[Encoder, Decoder]:
+    channels = shape[0]
+    size = _spatial(shape)
+    encoder = Encoder(_conv_stack([channels, 32, 64, 128], 3), 2048, latent_dim)
+    if size == 28:
+        # 800 -> (32, 5, 5) -> 7 -> 14 -> 27 -> 28, i.e. 192 channels at 27x27 (ALGORITHM.md 6).
+        fc = nn.Sequential(nn.Linear(latent_dim, 800), _act(), nn.Linear(800, 800), _act())
+        deconvs = nn.Sequential(*_deconv(32, 32, 3, 2, 2), *_deconv(32, 128, 3, 2, 1, 1),
+                                *_deconv(128, 192, 3, 2, 1), *_deconv(192, channels, 4, 1, 1, last=True))
+        return encoder, Decoder(fc, (32, 5, 5), deconvs)
+    # CIFAR: 1500 -> 6144 = (96, 8, 8) -> 13 -> 26 -> 29 -> 32.
+    fc = nn.Sequential(nn.Linear(latent_dim, 1500), _act(), nn.Linear(1500, 6144), _act())
+    deconvs = nn.Sequential(*_deconv(96, 512, 3, 2, 2), *_deconv(512, 768, 4, 2, 1),
+                            *_deconv(768, 640, 4, 1, 0), *_deconv(640, channels, 4, 1, 0, last=True))
+    return encoder, Decoder(fc, (96, 8, 8), deconvs)
+
+
+def compact_autoencoder(shape: tuple[int, int, int], latent_dim: int,
+                        width: int) -> tuple[Encoder, Decoder]:
+    channels = shape[0]
+    quarter = _spatial(shape) // 4
+    encoder = Encoder(_conv_stack([channels, width // 2, width], 4), width * quarter * quarter,
+                      latent_dim)
+    start = (2 * width, quarter, quarter)
+    fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * quarter * quarter), _act())
+    deconvs = nn.Sequential(*_deconv(2 * width, width, 4, 2, 1),
+                            *_deconv(width, channels, 4, 2, 1, last=True))
+    return encoder, Decoder(fc, start, deconvs)
+
+
+def build_autoencoder(preset: str, shape: tuple[int, int, int], latent_dim: int,
+                      width: int = 64) -> tuple[Encoder, Decoder]:
+    if preset == "paper":
+        return paper_autoencoder(shape, latent_dim)
+    if preset == "compact":
+        return compact_autoencoder(shape, latent_dim, width)
+    raise ValueError(f"autoencoder.preset: unknown preset '{preset}'")
+
+
+def parameter_megabytes(module: nn.Module) -> float:
+    """fp32 size of the parameters that must be kept (what the paper's Table 3 counts)."""
+    return sum(p.numel() for p in module.parameters()) * 4 / 2**20

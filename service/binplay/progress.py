@@ -1,0 +1,39 @@
+"""One progress line per epoch: task, phase, epoch, loss, samples/s and ETA."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from binplay.context import TrainContext
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+class Progress:
+    def __init__(self, ctx: TrainContext, num_tasks: int, plan: list[tuple[str, int]]):
+        self.ctx, self.num_tasks, self.plan = ctx, num_tasks, plan
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self.started = time.time()
+
+    def _eta(self, task: int, phase: str, epoch: int) -> float:
+        """Remaining epochs of this run, each at the mean time its phase has taken so far."""
+        mean = {p: sum(v) / len(v) for p, v in self.seconds.items() if v}
+        fallback = sum(mean.values()) / len(mean) if mean else 0.0
+        pos = self.plan.index((phase, epoch))
+        left = self.plan[pos + 1:] + self.plan * (self.num_tasks - task - 1)
+        return sum(mean.get(p, fallback) for p, _ in left)
+
+    def epoch(self, task: int, phase: str, epoch: int, loss: float, samples: int,
+              seconds: float) -> None:
+        self.seconds[phase].append(seconds)
+        total = sum(1 for p, _ in self.plan if p == phase)
+        rate = samples / max(seconds, 1e-9)
+        self.ctx.info(
+            f"task {task + 1}/{self.num_tasks} | {phase:<10} | epoch {epoch + 1:>3}/{total:<3} | "
+            f"loss {loss:.4f} | {rate:8.0f} samples/s | ETA {_clock(self._eta(task, phase, epoch))}"
+        )

@@ -1,0 +1,137 @@
+"""One task of the binary latent autoencoder (ALGORITHM.md 2), as epoch functions.
+
+Encoder phase (warm-up, then greedy assignment): encoder + decoder learn to
+reconstruct the current images; with assignment on, ``||z - c||^2`` pulls each
+embedding to its greedily chosen code. Past tasks are rehearsed meanwhile with
+pairs (c(i), d(c(i); v')) so that feeding the decoder continuous embeddings does
+not wash out what it knows. Decoder phase: the mapping is frozen and the decoder
+learns code -> image on indices drawn uniformly from 1..N_t (past ones target the
+frozen copy v', current ones their assigned image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from binplay.assignment import CodeBook, sign_agreement
+from binplay.config import AutoencoderConfig, CodesConfig
+from binplay.ledger import Ledger
+from binplay.replay import codes_for, decode_indices
+
+
+@dataclass
+class CurrentTask:
+    """This worker's part of the task being learnt; lives only while the task runs."""
+
+    images: torch.Tensor  # float (n, C, H, W) in [0, 1]
+    codes: torch.Tensor  # (n, latent_dim): codes of this worker's stream indices
+    first_index: int  # K_t
+    total: int  # N_t over all workers
+
+
+def past_fraction(task: CurrentTask) -> float:
+    """Share of past indices among 1..N_t: uniform index sampling, as the paper draws."""
+    return (task.first_index - 1) / task.total
+
+
+def _past_pairs(n: int, ledger: Ledger, frozen: nn.Module | None, codes_cfg: CodesConfig,
+                gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor] | None:
+    if n == 0 or frozen is None or ledger.total == 0:
+        return None
+    idx = ledger.sample_indices(n, gen)
+    return codes_for(idx, ledger, codes_cfg, device), decode_indices(frozen, idx, ledger,
+                                                                    codes_cfg, device)
+
+
+def encoder_epoch(encoder: nn.Module, decoder: nn.Module, opt: torch.optim.Optimizer,
+                  task: CurrentTask, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
+                  ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
+                  steps: int, assign: bool) -> dict[str, float]:
+    """One epoch of warm-up (``assign=False``) or greedy assignment (Alg. 1)."""
+    device = task.images.device
+    book = CodeBook(task.codes)
+    order = torch.randperm(len(task.images), generator=gen)
+    pf = past_fraction(task)
+    n_past = min(cfg.batch_size, round(cfg.batch_size * pf / max(1e-9, 1 - pf)))
+    totals = {"loss": 0.0, "recon": 0.0, "code": 0.0}
+    b = min(cfg.batch_size, len(order))  # a batch never holds one sample twice
+    for step in range(steps):
+        rows = order[(torch.arange(b) + step * b) % len(order)]
+        x = task.images[rows]
+        z = encoder(x)
+        past = _past_pairs(n_past, ledger, frozen, codes_cfg, gen, device)
+        dec_in = z if past is None else torch.cat([z, past[0]])
+        out = decoder(dec_in)
+        recon = F.mse_loss(out[: len(x)], x)
+        loss = recon
+        if past is not None:
+            loss = loss + F.mse_loss(out[len(x):], past[1]) * len(past[1]) / len(x)
+        code_loss = torch.zeros(())
+        if assign:
+            if book.free < len(rows):
+                book.reset()  # this worker's shard wrapped around: a new pass over its codes
+            chosen = book.assign(z)
+            code_loss = ((z - task.codes[chosen]) ** 2).sum(dim=1).mean()
+            loss = loss + cfg.code_loss_weight * code_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        totals["loss"] += float(loss)
+        totals["recon"] += float(recon)
+        totals["code"] += float(code_loss)
+    return {k: v / max(1, steps) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generator,
+                      batch: int = 512) -> tuple[torch.Tensor, float]:
+    """Final greedy pass with the converged encoder: sample row -> code row, and sign agreement."""
+    was_training = encoder.training
+    encoder.eval()
+    book = CodeBook(task.codes)
+    order = torch.randperm(len(task.images), generator=gen)
+    mapping = torch.empty(len(order), dtype=torch.long)
+    agree, seen = 0.0, 0
+    for s in range(0, len(order), batch):
+        rows = order[s:s + batch]
+        z = encoder(task.images[rows])
+        chosen = book.assign(z)
+        mapping[rows] = chosen.cpu()
+        agree += sign_agreement(z, task.codes[chosen]) * len(rows)
+        seen += len(rows)
+    encoder.train(was_training)
+    return mapping, agree / max(1, seen)
+
+
+def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentTask,
+                  mapping: torch.Tensor, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
+                  ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
+                  steps: int) -> dict[str, float]:
+    """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images."""
+    device = task.images.device
+    pf = past_fraction(task)
+    totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
+    for _ in range(steps):
+        n_past = int(torch.binomial(torch.tensor(float(cfg.batch_size)), torch.tensor(pf),
+                                    generator=gen)) if frozen is not None else 0
+        rows = torch.randint(len(task.images), (cfg.batch_size - n_past,), generator=gen)
+        codes = task.codes[mapping[rows]]
+        targets = task.images[rows]
+        past = _past_pairs(n_past, ledger, frozen, codes_cfg, gen, device)
+        if past is not None:
+            codes, targets = torch.cat([codes, past[0]]), torch.cat([targets, past[1]])
+        out = decoder(codes)
+        per_sample = ((out - targets) ** 2).flatten(1).mean(dim=1)
+        loss = per_sample.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        n_cur = cfg.batch_size - n_past
+        totals["loss"] += float(loss)
+        totals["current"] += float(per_sample[:n_cur].mean()) if n_cur else 0.0
+        totals["past"] += float(per_sample[n_cur:].mean()) if n_past else 0.0
+    return {k: v / max(1, steps) for k, v in totals.items()}

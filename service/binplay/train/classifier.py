@@ -1,0 +1,102 @@
+"""One task of the base network (ALGORITHM.md 3): current samples + soft-target replay.
+
+Current samples come in as the autoencoder reproduces them (their decoded codes),
+so that the classifier cannot tell new from old by sharpness. Past samples are
+decoded from uniformly drawn past indices; their targets are the softmax outputs
+of a frozen copy of the classifier taken before the task (no past labels kept).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from binplay.config import ClassifierConfig
+from binplay.replay import ReplaySource
+
+
+def class_mask(classes: list[int], num_classes: int, device=None) -> torch.Tensor:
+    """Boolean mask of the classes seen so far: the single head only scores those."""
+    mask = torch.zeros(num_classes, dtype=torch.bool, device=device)
+    mask[classes] = True
+    return mask
+
+
+def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return logits.masked_fill(~mask, float("-inf"))
+
+
+@torch.no_grad()
+def soft_targets(frozen: nn.Module, images: torch.Tensor, old_mask: torch.Tensor,
+                 hard: bool = False) -> torch.Tensor:
+    """Targets for regenerated samples from the frozen pre-task classifier."""
+    was_training = frozen.training
+    frozen.eval()
+    probs = F.softmax(masked_logits(frozen(images), old_mask), dim=1)
+    frozen.train(was_training)
+    if hard:
+        probs = F.one_hot(probs.argmax(dim=1), probs.shape[1]).to(probs.dtype)
+    return probs
+
+
+def replay_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """Cross-entropy with soft targets, or the authors' MSE on softmax outputs."""
+    if kind == "mse":
+        return F.mse_loss(F.softmax(logits, dim=1), targets)
+    logp = F.log_softmax(logits, dim=1).clamp_min(-1e4)  # -inf on masked classes x 0 target
+    return -(targets * logp).sum(dim=1).mean()
+
+
+def past_per_batch(cfg: ClassifierConfig, task_index: int) -> int:
+    """Past samples per minibatch; default balanced per task (t past tasks : 1 current)."""
+    if task_index == 0:
+        return 0
+    share = cfg.past_fraction if cfg.past_fraction is not None else task_index / (task_index + 1)
+    return round(cfg.batch_size * share / (1 - share))
+
+
+def classifier_epoch(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
+                     labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
+                     old_seen: torch.Tensor, frozen: nn.Module | None,
+                     replay: ReplaySource | None, n_past: int, gen: torch.Generator,
+                     steps: int) -> dict[str, float]:
+    order = torch.randperm(len(inputs), generator=gen)
+    b = min(cfg.batch_size, len(order))
+    totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
+    for step in range(steps):
+        rows = order[(torch.arange(b) + step * b) % len(order)]
+        x, y = inputs[rows], labels[rows]
+        past_x = None
+        if n_past and replay is not None and frozen is not None:
+            _, past_x = replay.sample(n_past, gen)
+            targets = soft_targets(frozen, past_x, old_seen, hard=not cfg.soft_targets)
+            x = torch.cat([x, past_x.to(x.device)])
+        logits = masked_logits(model(x), seen)
+        current = F.cross_entropy(logits[:b], y)
+        loss = current
+        past = torch.zeros(())
+        if past_x is not None:
+            past = replay_loss(logits[b:], targets, cfg.replay_loss)
+            loss = (current * b + past * len(past_x)) / (b + len(past_x))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        totals["loss"] += float(loss)
+        totals["current"] += float(current)
+        totals["past"] += float(past)
+    return {k: v / max(1, steps) for k, v in totals.items()}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor,
+             batch: int = 1024) -> float:
+    """Top-1 accuracy (percent) over the classes seen so far."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for s in range(0, len(images), batch):
+        pred = masked_logits(model(images[s:s + batch]), seen).argmax(dim=1)
+        correct += int((pred == labels[s:s + batch]).sum())
+    model.train(was_training)
+    return 100.0 * correct / max(1, len(images))
