@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from binplay.codes import check_primes
 
@@ -68,11 +68,21 @@ class CodesConfig(_Strict):
     task_bits: int = Field(10, ge=0, le=62, description="bits of the task-id prefix (0: none)")
     task_prime: int = Field(29, description="prime of the task-id prefix")
 
+    @field_validator("primes")
+    @classmethod
+    def _odd_distinct_primes(cls, primes: list[int]) -> list[int]:
+        return check_primes(primes)
+
+    @field_validator("task_prime")
+    @classmethod
+    def _odd_prime(cls, prime: int) -> int:
+        check_primes([prime])
+        return prime
+
     @model_validator(mode="after")
     def _check(self) -> CodesConfig:
-        check_primes(self.primes)
-        if self.task_bits:
-            check_primes([self.task_prime])
+        if self.task_bits and self.task_prime in self.primes:
+            raise ValueError("task_prime must differ from the sub-vector primes")
         return self
 
     @property
@@ -98,13 +108,15 @@ class AutoencoderConfig(_Strict):
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)
     decoder_lr: float = Field(1e-3, gt=0)
+    self_rehearsal: bool = Field(
+        True, description="rehearse past codes with the frozen decoder copy (off: ablation only)"
+    )
     decoder_mode: Literal["continue", "reinit"] = Field(
         "continue", description="paper: continue training v; authors' code: reinit each task"
     )
 
 
 class ClassifierConfig(_Strict):
-    preset: Literal["compact", "paper"] = "compact"
     epochs: int = Field(6, ge=0)
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)

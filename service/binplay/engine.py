@@ -77,14 +77,16 @@ class TaskRun:
             if self.t > 0 and cfg.autoencoder.decoder_mode == "reinit":
                 _reinitialise(models["decoder"], derived_seed(cfg.seed, self.t, "reinit"))
             state["snapshots"] = snaps
-        self.frozen_decoder = self._frozen_from(models["decoder"], snaps["decoder"])
+        self.frozen_decoder = (self._frozen_from(models["decoder"], snaps["decoder"])
+                               if cfg.autoencoder.self_rehearsal else None)
         self.frozen_classifier = self._frozen_from(models["classifier"], snaps["classifier"])
         self.mapping = None
         if "mapping" in state:
             if state.get("world_size", 1) != ctx.world_size:
                 raise StateError(f"checkpoint was taken mid-task with {state.get('world_size')} "
                                  f"workers; resume with ray.num_workers={state.get('world_size')}")
-            self.mapping = state["mapping"][ctx.rank].to(ctx.device)
+            # Saved as stream indices of the assigned codes, one list per rank.
+            self.mapping = torch.searchsorted(index, state["mapping"][ctx.rank]).to(ctx.device)
 
     def _frozen_from(self, module: nn.Module, weights: dict) -> nn.Module | None:
         if self.t == 0:
@@ -218,7 +220,8 @@ def _freeze(run: TaskRun) -> None:
     gen = torch.Generator().manual_seed(derived_seed(run.cfg.seed, run.t, "freeze", run.ctx.rank))
     run.mapping, agreement = ae.freeze_assignment(run.models["encoder"], run.task, gen)
     agreement = run.ctx.mean(agreement)
-    run.state["mapping"] = run.ctx.gather(run.mapping)
+    # Stream indices of the assigned codes: a permutation of K_t..N_t over all ranks.
+    run.state["mapping"] = run.ctx.gather(run.index[run.mapping.cpu()])
     run.state["history"]["sign_agreement"].append(agreement)
     run.ctx.info(f"task {run.t + 1}: code mapping frozen, encoder sign agreement "
                  f"{100 * agreement:.1f}% of bits (50% = random)")

@@ -1,0 +1,92 @@
+"""Driver side of the Ray Train run: one ``fit()`` for the whole stream.
+
+A worker group costs 15-45 s to start on a small machine, so all tasks and phases
+run inside one fit; checkpoints at task boundaries (and every k epochs) give
+resume. Re-running with the same ``RunConfig(storage_path, name)`` continues from
+the latest checkpoint; a checkpoint of another config is refused up front.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from binplay.config import BinPlayConfig
+from binplay.data.stream import StreamManifest
+from binplay.ray_train.cluster import check_fits, ensure_ray
+from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
+from binplay.runner import finish, prepare_stream
+from binplay.state import StateError, load_state
+
+FINGERPRINT_FILE = "binplay_run.json"
+
+
+def storage_uri(cfg: BinPlayConfig) -> str:
+    path = cfg.run.storage_path
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def claim_run(cfg: BinPlayConfig) -> bool:
+    """Record the config fingerprint beside the checkpoints; True if the run already exists."""
+    fs, root = pafs.FileSystem.from_uri(storage_uri(cfg))
+    marker = f"{root.rstrip('/')}/{cfg.name}/{FINGERPRINT_FILE}"
+    info = fs.get_file_info(marker)
+    if info.type == pafs.FileType.File:
+        with fs.open_input_stream(marker) as fh:
+            saved = json.loads(fh.read())
+        if saved.get("fingerprint") != cfg.fingerprint():
+            raise StateError(f"{storage_uri(cfg)}/{cfg.name}: checkpoints were written by a "
+                             f"different config (fingerprint {saved.get('fingerprint')} != "
+                             f"{cfg.fingerprint()}); use the same config or a new run name")
+        return True
+    fs.create_dir(f"{root.rstrip('/')}/{cfg.name}", recursive=True)
+    with fs.open_output_stream(marker) as fh:
+        fh.write(json.dumps({"fingerprint": cfg.fingerprint(), "name": cfg.name}).encode())
+    return False
+
+
+def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    datasets = {task_dataset_name(t.task_id): ray.data.read_parquet(t.train)
+                for t in manifest.tasks}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": manifest.to_json()},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+            resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=cfg.name, storage_path=storage_uri(cfg),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures,
+                                                   controller_failure_limit=0)),
+        datasets=datasets,
+        # Every worker sees the whole task and keeps its own rows (worker.rank_rows):
+        # Ray's equal split may drop rows, and a sample without its code breaks replay.
+        dataset_config=ray.train.DataConfig(datasets_to_split=[]),
+    )
+
+
+def train_with_ray(cfg: BinPlayConfig, out: Path) -> Path:
+    started = time.time()
+    ensure_ray(cfg)
+    check_fits(cfg)
+    if claim_run(cfg):
+        print(f"run '{cfg.name}' exists in {storage_uri(cfg)}: resuming from its latest "
+              f"checkpoint", flush=True)
+    manifest = prepare_stream(cfg, out)
+    trainer = build_trainer(cfg, manifest)
+    fit_started = time.time()
+    result = trainer.fit()
+    print(f"ray train fit finished in {time.time() - fit_started:.1f}s", flush=True)
+    if result.checkpoint is None:
+        raise StateError(f"{storage_uri(cfg)}/{cfg.name}: training ended without a checkpoint")
+    with result.checkpoint.as_directory() as path:
+        state = load_state(path, cfg)
+    return finish(cfg, manifest, state, out, time.time() - started)

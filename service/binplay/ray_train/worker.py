@@ -1,0 +1,89 @@
+"""The per-worker train loop under Ray Train: ordinary ``run_stream`` plus three Ray calls.
+
+prepare_model (DDP: gloo on CPU, NCCL on GPU), get_dataset_shard (this worker's
+part of each task, through Ray Data) and report (metrics + checkpoints). Each
+worker keeps the rows whose stream index is congruent to its rank: a stable,
+disjoint split, so that every code of the task belongs to exactly one worker
+(globally unique assignment) and a restarted worker gets back the same rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+import ray.train
+import ray.train.torch
+from binplay.config import BinPlayConfig
+from binplay.context import TaskData, TrainContext
+from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
+from binplay.engine import run_stream
+from binplay.state import load_state, save_state
+
+
+def task_dataset_name(task_id: int) -> str:
+    return f"task_{task_id:02d}"
+
+
+def rank_rows(index: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's rows: stream index mod world size (disjoint, covering, stable)."""
+    return (index % world_size) == rank
+
+
+def _load_shard(shape: tuple[int, ...], rank: int, world_size: int):
+    def load(task: TaskShards) -> TaskData:
+        shard = ray.train.get_dataset_shard(task_dataset_name(task.task_id))
+        parts = []
+        for batch in shard.iter_batches(batch_size=4096, batch_format="pyarrow"):
+            table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            index, images, labels = table_to_tensors(table, shape, task.train[0])
+            keep = rank_rows(index, rank, world_size)
+            parts.append((index[keep], images[keep], labels[keep]))
+        index, images, labels = (torch.cat(t) for t in zip(*parts))
+        order = torch.argsort(index)  # Ray Data may reorder blocks; the loop wants index order
+        return index[order], images[order], labels[order]
+
+    return load
+
+
+def _log(line: str) -> None:
+    # Train v2 patches print() to tee into its logger, which doubled every line;
+    # the process's real stdout is what Ray streams to the driver and job logs.
+    sys.__stdout__.write(line + "\n")
+    sys.__stdout__.flush()
+
+
+def _save(state: dict[str, Any] | None, metrics: dict[str, Any]) -> None:
+    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, list))}
+    if state is None:
+        ray.train.report(flat)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        save_state(state, tmp)
+        ray.train.report(flat, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    cfg = BinPlayConfig.model_validate(loop_config["config"])
+    manifest = StreamManifest.from_json(loop_config["manifest"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
+    resume = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as path:
+            resume = load_state(path, cfg)
+    ctx = TrainContext(
+        rank=rank, world_size=world, device=ray.train.torch.get_device(),
+        wrap_model=lambda m: ray.train.torch.prepare_model(m),
+        load_task=_load_shard(tuple(manifest.image_shape), rank, world),
+        save=_save, resume_state=resume, log=_log,
+    )
+    np.random.seed(cfg.seed + rank)
+    run_stream(cfg, manifest, ctx)

@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny synthetic image data, tiny configs, the real-data locations."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from binplay.config import BinPlayConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("BINPLAY_DATA_MIRROR", REPO.parent / "shared" / "data"))
+
+
+def synthetic_images(n_per_class: int, classes: list[int], seed: int, size: int = 28):
+    """Class c draws a bright bar at an angle and place set by c, plus noise: learnable, cheap."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    yy, xx = np.mgrid[0:size, 0:size]
+    for c in classes:
+        for _ in range(n_per_class):
+            angle = c * np.pi / 5 + rng.normal(0, 0.1)
+            offset = (c % 3 - 1) * 5 + rng.normal(0, 1.0)
+            dist = np.abs((xx - size / 2) * np.sin(angle) - (yy - size / 2) * np.cos(angle) - offset)
+            img = np.clip(255 * np.exp(-dist**2 / 6) + rng.normal(0, 12, (size, size)), 0, 255)
+            images.append(img.astype(np.uint8))
+            labels.append(c)
+    return np.stack(images), np.array(labels, dtype=np.int64)
+
+
+def write_parquet(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    blobs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        blobs.append({"bytes": buf.getvalue(), "path": None})
+    pq.write_table(pa.table({"img": blobs, "label": labels}), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> dict[str, Path]:
+    """Train/test Parquet files of 4 synthetic classes in the common hub schema."""
+    root = tmp_path_factory.mktemp("synthetic")
+    tr_x, tr_y = synthetic_images(48, [0, 1, 2, 3], seed=1)
+    te_x, te_y = synthetic_images(16, [0, 1, 2, 3], seed=2)
+    return {"train": write_parquet(root / "train.parquet", tr_x, tr_y),
+            "test": write_parquet(root / "test.parquet", te_x, te_y)}
+
+
+def tiny_config(data: dict[str, Path], tmp: Path, *overrides: str) -> BinPlayConfig:
+    """Two tasks of two synthetic classes, tiny models and budgets: seconds per run."""
+    base = [
+        "name=tiny", "stream.dataset=parquet", f"stream.path={data['train']}",
+        f"stream.test_path={data['test']}", "stream.tasks=[[0,1],[2,3]]",
+        "codes.bits_per_part=8", "codes.primes=[3,5,7,11]", "codes.task_bits=4",
+        "autoencoder.width=8", "autoencoder.warmup_epochs=1", "autoencoder.assignment_epochs=1",
+        "autoencoder.decoder_epochs=2", "autoencoder.batch_size=32", "classifier.epochs=2",
+        "classifier.batch_size=32", "ray.num_workers=0", "ray.checkpoint_every_epochs=2",
+        f"run.output_dir={tmp}", f"run.storage_path={tmp / 'ray'}", "run.fidelity_samples=8",
+    ]
+    return load_config(None, base + list(overrides))
+
+
+@pytest.fixture
+def tiny(synthetic_data, tmp_path):
+    def make(*overrides: str) -> BinPlayConfig:
+        return tiny_config(synthetic_data, tmp_path, *overrides)
+
+    return make
+
+
+def require(path: Path, what: str) -> None:
+    if not path.exists():
+        pytest.skip(f"{what} not available at {path}")

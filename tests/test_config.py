@@ -1,0 +1,74 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from binplay.config import BinPlayConfig, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_configs_exist():
+    names = {p.name for p in CONFIGS}
+    assert {"smoke.yaml", "split_mnist.yaml", "split_fmnist.yaml", "split_cifar10.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, BinPlayConfig)
+    assert cfg.name == path.stem  # runs land under a directory named like the file
+    total = sum(len(t) for t in cfg.stream.tasks)
+    assert total == cfg.stream.num_classes
+
+
+def test_overrides_apply_with_yaml_types():
+    cfg = load_config(REPO / "configs/smoke.yaml",
+                      ["ray.num_workers=2", "classifier.soft_targets=false", "stream.tasks=[[0],[1]]"])
+    assert cfg.ray.num_workers == 2 and cfg.classifier.soft_targets is False
+    assert cfg.stream.tasks == [[0], [1]]
+
+
+@pytest.mark.parametrize("override,field", [
+    ("stream.nonexistent=1", "stream.nonexistent"),
+    ("ray.num_workers=many", "ray.num_workers"),
+    ("codes.primes=[3,4]", "codes.primes"),
+    ("stream.tasks=[[0,1],[1,2]]", "stream"),
+    ("autoencoder.preset=huge", "autoencoder.preset"),
+])
+def test_bad_overrides_name_the_field(override, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(REPO / "configs/smoke.yaml", [override])
+    message = str(err.value)
+    assert field in message and "\n" not in message
+
+
+def test_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stream:\n  tasks: [[0, 1]\n")
+    with pytest.raises(ConfigError, match="malformed YAML at line"):
+        load_config(bad)
+
+
+def test_fingerprint_ignores_resources_but_not_math():
+    a = load_config(REPO / "configs/smoke.yaml")
+    assert a.fingerprint() == load_config(REPO / "configs/smoke.yaml", ["ray.num_workers=2"]).fingerprint()
+    assert a.fingerprint() != load_config(REPO / "configs/smoke.yaml", ["seed=1"]).fingerprint()
+
+
+def _dry_run(*args):
+    return subprocess.run([sys.executable, "-m", "jobs.train", "--config", "configs/smoke.yaml",
+                           "--dry-run", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_dry_run_cli():
+    ok = _dry_run()
+    assert ok.returncode == 0, ok.stderr
+    assert '"name": "smoke"' in ok.stdout and "config OK" in ok.stdout
+    bad = _dry_run("--set", "stream.nonexistent=1")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and "stream.nonexistent" in bad.stderr
+    wrong_type = _dry_run("--set", "autoencoder.batch_size=big")
+    assert wrong_type.returncode == 2 and "autoencoder.batch_size" in wrong_type.stderr

@@ -1,0 +1,139 @@
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from binplay.config import load_config
+from binplay.data.sources import DEBIAN_FMNIST, DataError, load_builtin
+from binplay.data.stream import build_stream, read_shards, write_shard
+from binplay.data.user import read_image_folder, read_image_parquet
+
+from conftest import MIRROR, require, synthetic_images, write_parquet
+
+
+@pytest.fixture(scope="module")
+def mnist_stream(tmp_path_factory):
+    require(MIRROR / "MNIST" / "raw", "MNIST mirror")
+    cfg = load_config(None, ["stream.dataset=mnist", f"stream.data_root={MIRROR}"])
+    return build_stream(cfg, tmp_path_factory.mktemp("mnist_stream"))
+
+
+def test_mnist_split_tasks(mnist_stream):
+    tasks = mnist_stream.tasks
+    assert [t.classes for t in tasks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert tasks[0].size == 12665
+    assert tasks[0].first_index == 1
+    for prev, nxt in zip(tasks, tasks[1:]):
+        assert nxt.first_index == prev.last_index + 1
+    assert tasks[-1].last_index == 60000
+
+
+def test_parquet_round_trip_is_lossless(mnist_stream):
+    index, images, labels = read_shards(mnist_stream.tasks[1].train)
+    original = load_builtin("mnist", "train", str(MIRROR))
+    rows = (original.labels == 2) | (original.labels == 3)
+    assert torch.equal(images, original.images[rows])
+    assert torch.equal(labels, original.labels[rows])
+    assert index.tolist() == list(range(12666, 12666 + int(rows.sum())))
+
+
+def test_indices_stable_across_builds(tmp_path):
+    require(MIRROR / "MNIST" / "raw", "MNIST mirror")
+    cfg = load_config(None, ["stream.dataset=mnist", f"stream.data_root={MIRROR}",
+                             "stream.train_per_class=30", "stream.test_per_class=10"])
+    a = build_stream(cfg, tmp_path / "a")
+    b = build_stream(cfg, tmp_path / "b")
+    assert [(t.first_index, t.last_index) for t in a.tasks] == \
+        [(t.first_index, t.last_index) for t in b.tasks] == [(1 + 60 * k, 60 * (k + 1)) for k in range(5)]
+    assert torch.equal(read_shards(a.tasks[2].train)[1], read_shards(b.tasks[2].train)[1])
+
+
+def test_fashion_mnist_from_debian():
+    require(DEBIAN_FMNIST / "train-images-idx3-ubyte.gz", "Debian's dataset-fashion-mnist")
+    data = load_builtin("fashion_mnist", "test", allow_download=False)
+    assert data.images.shape == (10000, 1, 28, 28)
+    assert sorted(data.labels.unique().tolist()) == list(range(10))
+
+
+def test_cifar10_from_parquet_mirror():
+    require(MIRROR / "cifar10" / "test.parquet", "CIFAR-10 Parquet mirror")
+    data = load_builtin("cifar10", "test", str(MIRROR), allow_download=False)
+    assert data.images.shape == (10000, 3, 32, 32)
+    assert data.images.dtype == torch.uint8
+    assert torch.bincount(data.labels).tolist() == [1000] * 10
+
+
+def test_missing_data_says_what_was_tried(tmp_path, monkeypatch):
+    monkeypatch.delenv("BINPLAY_DATA_MIRROR", raising=False)
+    with pytest.raises(DataError) as err:
+        load_builtin("mnist", "train", str(tmp_path), allow_download=False)
+    assert "tried data_root=" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_corrupt_parquet_names_the_file(tmp_path):
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(DataError) as err:
+        read_image_parquet(bad)
+    assert str(bad) in str(err.value) and "not a readable Parquet" in str(err.value)
+    with pytest.raises(DataError, match="not a readable Parquet shard"):
+        read_shards([str(bad)])
+
+
+def test_wrong_image_size_names_the_file(tmp_path):
+    images, labels = synthetic_images(3, [0], seed=0, size=20)
+    path = write_parquet(tmp_path / "small.parquet", images, labels)
+    with pytest.raises(DataError) as err:
+        read_image_parquet(path, expected_shape=(1, 28, 28))
+    assert str(path) in str(err.value) and "(1, 20, 20)" in str(err.value)
+
+
+def test_label_outside_classes_names_the_file(tmp_path):
+    images, labels = synthetic_images(4, [0, 1, 7], seed=0)
+    train = write_parquet(tmp_path / "train.parquet", images, labels)
+    cfg = load_config(None, ["stream.dataset=parquet", f"stream.path={train}",
+                             f"stream.test_path={train}", "stream.tasks=[[0],[1]]"])
+    with pytest.raises(DataError) as err:
+        build_stream(cfg, tmp_path / "stream")
+    assert str(train) in str(err.value) and "label 7 is outside" in str(err.value)
+    assert not (tmp_path / "stream" / "stream.json").exists()
+
+
+def test_shard_with_wrong_byte_count(tmp_path):
+    path = tmp_path / "shard.parquet"
+    write_shard(path, np.arange(1, 3), np.zeros(2), torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    table = pq.read_table(path)
+    short = table.set_column(2, "image", pa.array([b"\x00" * 10, b"\x00" * 10], pa.binary()))
+    pq.write_table(short.replace_schema_metadata(table.schema.metadata), path)
+    with pytest.raises(DataError, match="wrong number of bytes"):
+        read_shards([str(path)])
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    images, labels = synthetic_images(2, [0, 3], seed=0)
+    for i, (img, lab) in enumerate(zip(images, labels)):
+        folder = tmp_path / str(lab)
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    data = read_image_folder(tmp_path)
+    assert data.images.shape == (4, 1, 28, 28)
+    assert sorted(data.labels.tolist()) == [0, 0, 3, 3]
+
+
+def test_hub_schema_plain_image_column(tmp_path):
+    images, labels = synthetic_images(2, [1], seed=0)
+    import io
+
+    from PIL import Image
+    blobs = []
+    for img in images:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    path = tmp_path / "plain.parquet"
+    pq.write_table(pa.table({"image": blobs, "label": labels}), path)
+    data = read_image_parquet(path)
+    assert torch.equal(data.images[:, 0], torch.from_numpy(images))
