@@ -61,7 +61,7 @@ def tiny_config(data: dict[str, Path], tmp: Path, *overrides: str) -> BinPlayCon
         f"stream.test_path={data['test']}", "stream.tasks=[[0,1],[2,3]]",
         "codes.bits_per_part=8", "codes.primes=[3,5,7,11]", "codes.task_bits=4",
         "autoencoder.width=8", "autoencoder.warmup_epochs=1", "autoencoder.assignment_epochs=1",
-        "autoencoder.decoder_epochs=2", "autoencoder.batch_size=32", "classifier.epochs=2",
+        "autoencoder.decoder_epochs=15", "autoencoder.batch_size=32", "classifier.epochs=4",
         "classifier.batch_size=32", "ray.num_workers=0", "ray.checkpoint_every_epochs=2",
         f"run.output_dir={tmp}", f"run.storage_path={tmp / 'ray'}", "run.fidelity_samples=8",
     ]

@@ -80,9 +80,9 @@ def encoder_epoch(encoder: nn.Module, decoder: nn.Module, opt: torch.optim.Optim
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        totals["loss"] += float(loss)
-        totals["recon"] += float(recon)
-        totals["code"] += float(code_loss)
+        totals["loss"] += float(loss.detach())
+        totals["recon"] += float(recon.detach())
+        totals["code"] += float(code_loss.detach())
     return {k: v / max(1, steps) for k, v in totals.items()}
 
 
@@ -131,7 +131,7 @@ def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentT
         loss.backward()
         opt.step()
         n_cur = cfg.batch_size - n_past
-        totals["loss"] += float(loss)
-        totals["current"] += float(per_sample[:n_cur].mean()) if n_cur else 0.0
-        totals["past"] += float(per_sample[n_cur:].mean()) if n_past else 0.0
+        totals["loss"] += float(loss.detach())
+        totals["current"] += float(per_sample[:n_cur].mean().detach()) if n_cur else 0.0
+        totals["past"] += float(per_sample[n_cur:].mean().detach()) if n_past else 0.0
     return {k: v / max(1, steps) for k, v in totals.items()}

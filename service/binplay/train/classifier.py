@@ -82,9 +82,9 @@ def classifier_epoch(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        totals["loss"] += float(loss)
-        totals["current"] += float(current)
-        totals["past"] += float(past)
+        totals["loss"] += float(loss.detach())
+        totals["current"] += float(current.detach())
+        totals["past"] += float(past.detach())
     return {k: v / max(1, steps) for k, v in totals.items()}
 
 

@@ -1,0 +1,65 @@
+import copy
+
+import torch
+
+from binplay.config import ClassifierConfig
+from binplay.models.classifier import LeNet
+from binplay.train.classifier import (class_mask, classifier_epoch, masked_logits,
+                                      past_per_batch, replay_loss, soft_targets)
+
+
+class FixedReplay:
+    def __init__(self, images):
+        self.images = images
+
+    def sample(self, n, generator):
+        return torch.arange(n), self.images[:n]
+
+
+def test_soft_targets_come_from_the_frozen_copy():
+    torch.manual_seed(0)
+    live = LeNet((1, 28, 28), 4)
+    frozen = copy.deepcopy(live).eval()
+    images = torch.rand(16, 1, 28, 28)
+    old = class_mask([0, 1], 4)
+    before = soft_targets(frozen, images, old)
+    cfg = ClassifierConfig(batch_size=8, epochs=1)
+    opt = torch.optim.SGD(live.parameters(), lr=0.5)
+    classifier_epoch(live, opt, torch.rand(8, 1, 28, 28), torch.tensor([2, 3] * 4), cfg,
+                     class_mask([0, 1, 2, 3], 4), old, frozen, FixedReplay(images), 8,
+                     torch.Generator().manual_seed(0), steps=3)
+    after = soft_targets(frozen, images, old)
+    assert torch.equal(before, after)  # training the live model left the targets alone
+    live.eval()
+    live_probs = torch.softmax(masked_logits(live(images), old), dim=1)
+    assert not torch.allclose(live_probs, before)  # ...while the live model did change
+    assert torch.allclose(before.sum(dim=1), torch.ones(16))
+    assert float(before[:, 2:].abs().sum()) == 0.0  # no mass on classes not yet seen
+
+
+def test_hard_targets_are_one_hot_argmax():
+    torch.manual_seed(0)
+    model = LeNet((1, 28, 28), 3).eval()
+    images = torch.rand(5, 1, 28, 28)
+    soft = soft_targets(model, images, class_mask([0, 1, 2], 3))
+    hard = soft_targets(model, images, class_mask([0, 1, 2], 3), hard=True)
+    assert torch.equal(hard.argmax(dim=1), soft.argmax(dim=1))
+    assert torch.equal(hard.sum(dim=1), torch.ones(5))
+
+
+def test_soft_cross_entropy_minimised_at_target():
+    target = torch.tensor([[0.7, 0.3, 0.0]])
+    mask = class_mask([0, 1], 3)
+    at_target = replay_loss(masked_logits(torch.log(target + 1e-12), mask), target, "cross_entropy")
+    elsewhere = replay_loss(masked_logits(torch.tensor([[0.0, 2.0, 0.0]]), mask), target,
+                            "cross_entropy")
+    assert float(at_target) < float(elsewhere)
+    assert torch.isfinite(at_target)
+
+
+def test_balanced_past_share():
+    cfg = ClassifierConfig(batch_size=100)
+    assert past_per_batch(cfg, 0) == 0
+    assert past_per_batch(cfg, 1) == 100  # one past task : one current task
+    assert past_per_batch(cfg, 4) == 400
+    assert past_per_batch(ClassifierConfig(batch_size=100, past_fraction=0.5), 4) == 100

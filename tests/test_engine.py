@@ -1,0 +1,89 @@
+"""The whole in-process loop on tiny synthetic data: reports, resume, what the state keeps."""
+
+import json
+
+import pytest
+import torch
+
+from binplay.context import TrainContext
+from binplay.data.stream import build_stream
+from binplay.engine import run_stream
+from binplay.runner import train_in_process
+from binplay.state import TASK_SCOPED, StateError, load_state, save_state, state_bytes
+
+REPORT_FILES = ["report.json", "report.md", "accuracy_matrix.png", "accuracy_curves.png",
+                "samples_after_task_1.png", "samples_after_task_2.png"]
+
+
+def _run(cfg, out, **ctx_kwargs):
+    manifest = build_stream(cfg, out / "stream")
+    return run_stream(cfg, manifest, TrainContext(log=lambda line: None, **ctx_kwargs))
+
+
+def test_tiny_run_writes_full_report(tiny, tmp_path):
+    cfg = tiny()
+    path = train_in_process(cfg, tmp_path / "run")
+    for name in REPORT_FILES:
+        assert (tmp_path / "run" / name).is_file(), name
+    report = json.loads(path.read_text())
+    for key in ["average_accuracy", "accuracy_matrix", "forgetting", "bwt",
+                "generative_memory_mb", "fidelity_psnr", "wall_seconds", "config"]:
+        assert key in report
+    assert len(report["accuracy_matrix"]) == 2 and len(report["accuracy_matrix"][1]) == 2
+    assert report["average_accuracy"] > 50.0  # 4 easy classes; chance on a 2-task stream is 25-50
+    assert report["config"]["name"] == "tiny"
+
+
+def test_state_keeps_nothing_per_sample(tiny, tmp_path, synthetic_data):
+    small = _run(tiny("stream.train_per_class=12"), tmp_path / "small")
+    large = _run(tiny("stream.train_per_class=48"), tmp_path / "large")
+    for state in (small, large):
+        assert not set(TASK_SCOPED) & set(state), "task-scoped entries survived the task"
+        assert [len(t["classes"]) for t in state["ledger"]["tasks"]] == [2, 2]
+    # 4x the samples (144 more images, 113 kB of pixels) must not grow the state.
+    # Only the last digits of the ledger's integers and of float metrics may differ.
+    growth = len(state_bytes(large)) - len(state_bytes(small))
+    assert abs(growth) < 2048, growth
+    assert large["ledger"]["tasks"][-1]["last_index"] == 4 * 48
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tiny, tmp_path):
+    cfg = tiny("autoencoder.decoder_epochs=3", "ray.checkpoint_every_epochs=1")
+    reference = _run(cfg, tmp_path / "ref")
+
+    saved = []
+
+    def crash_after_five(state, metrics):
+        if state is not None:
+            save_state(state, tmp_path / "ckpt")
+            saved.append(metrics)
+        if len(saved) == 5 + 9:  # in task 2, after some decoder epochs
+            raise RuntimeError("simulated crash")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(cfg, tmp_path / "crashed", save=crash_after_five)
+    partial = load_state(tmp_path / "ckpt", cfg)
+    assert partial["task"] == 1 and partial["cursor"] > 0  # stopped inside the second task
+    resumed = _run(cfg, tmp_path / "crashed", resume_state=partial)
+    assert resumed["history"]["accuracy"] == reference["history"]["accuracy"]
+    for name in ("decoder", "classifier"):
+        for key, value in reference["models"][name].items():
+            assert torch.allclose(value.float(), resumed["models"][name][key].float()), key
+
+
+def test_resume_refuses_another_config(tiny, tmp_path):
+    cfg = tiny()
+    state = _run(cfg, tmp_path / "a")
+    save_state(state, tmp_path / "ckpt")
+    with pytest.raises(StateError, match="different config"):
+        load_state(tmp_path / "ckpt", tiny("seed=7"))
+    state["version"] = 99
+    save_state(state, tmp_path / "ckpt2")
+    with pytest.raises(StateError, match="another BinPlay version"):
+        load_state(tmp_path / "ckpt2", cfg)
+
+
+def test_unreadable_state(tmp_path):
+    (tmp_path / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(StateError, match="unreadable state"):
+        load_state(tmp_path)

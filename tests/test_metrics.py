@@ -1,0 +1,50 @@
+import math
+
+import pytest
+
+from binplay.metrics import (average_accuracy, backward_transfer, equal_memory_buffer,
+                             forgetting, psnr)
+
+# After task 1: 100; after task 2: task 1 drops to 80; after task 3: 60, 70, 90.
+MATRIX = [[100.0], [80.0, 95.0], [60.0, 70.0, 90.0]]
+
+
+def test_average_accuracy_is_mean_of_last_row():
+    assert average_accuracy(MATRIX) == pytest.approx((60 + 70 + 90) / 3)
+
+
+def test_forgetting_uses_best_earlier_accuracy():
+    # task 1: best 100 -> 60 (40); task 2: best 95 -> 70 (25).
+    assert forgetting(MATRIX) == pytest.approx(32.5)
+    assert forgetting([[50.0]]) == 0.0
+
+
+def test_forgetting_with_recovery():
+    # Task 1 improves after task 2 (70 -> 90), then drops to 85: forgetting counts from 90.
+    assert forgetting([[70.0], [90.0, 80.0], [85.0, 80.0, 99.0]]) == pytest.approx(2.5)
+
+
+def test_backward_transfer():
+    # (60 - 100) and (70 - 95) -> mean -32.5; positive when old tasks improve.
+    assert backward_transfer(MATRIX) == pytest.approx(-32.5)
+    assert backward_transfer([[50.0], [70.0, 90.0]]) == pytest.approx(20.0)
+
+
+def test_padded_rows_are_accepted():
+    padded = [[100.0, None, None], [80.0, 95.0, None], [60.0, 70.0, 90.0]]
+    assert average_accuracy(padded) == average_accuracy(MATRIX)
+
+
+def test_psnr():
+    assert psnr(0.01) == pytest.approx(20.0)
+    assert psnr(0.0) == math.inf
+
+
+def test_equal_memory_buffer():
+    # 1 MB of decoder = 1,048,576 bytes = 1337 MNIST images of 784 bytes.
+    assert equal_memory_buffer(1.0, (1, 28, 28)) == 1337
+
+
+def test_empty_matrix_is_an_error():
+    with pytest.raises(ValueError):
+        average_accuracy([])
