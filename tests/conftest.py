@@ -79,3 +79,39 @@ def tiny(synthetic_data, tmp_path):
 def require(path: Path, what: str) -> None:
     if not path.exists():
         pytest.skip(f"{what} not available at {path}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """One local Ray head for the whole session (ray start --head), stopped in teardown.
+
+    Token authentication stays on (Ray >= 2.59): clients get RAY_AUTH_MODE=token and
+    read the token that `ray start` keeps in ~/.ray/auth_token.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    gcs, dash = free_port(), free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    start = [ray_bin, "start", "--head", "--num-cpus", "2", f"--port={gcs}",
+             f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--disable-usage-stats",
+             f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
+    started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+    if started.returncode != 0:
+        pytest.fail(f"ray start failed: {started.stderr[-2000:]}")
+    try:
+        yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
+               "env": {**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"}, "ray": ray_bin}
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)

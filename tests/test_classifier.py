@@ -27,7 +27,7 @@ def test_soft_targets_come_from_the_frozen_copy():
     opt = torch.optim.SGD(live.parameters(), lr=0.5)
     classifier_epoch(live, opt, torch.rand(8, 1, 28, 28), torch.tensor([2, 3] * 4), cfg,
                      class_mask([0, 1, 2, 3], 4), old, frozen, FixedReplay(images), 8,
-                     torch.Generator().manual_seed(0), steps=3)
+                     torch.Generator().manual_seed(0), steps=3, batch=8)
     after = soft_targets(frozen, images, old)
     assert torch.equal(before, after)  # training the live model left the targets alone
     live.eval()

@@ -96,8 +96,12 @@ class TaskRun:
         return twin
 
     def steps(self, per_epoch: int, batch: int) -> int:
-        """Same step count on every rank (DDP needs it), from the global epoch size."""
-        return max(1, -(-per_epoch // (batch * self.ctx.world_size)))
+        """Steps per epoch, the same on every rank (DDP needs it): epoch size / global batch."""
+        return max(1, -(-per_epoch // batch))
+
+    def local(self, global_batch: int) -> int:
+        """This worker's share of a global batch: N workers take the steps one process would."""
+        return -(-global_batch // self.ctx.world_size)
 
 
 def _reinitialise(module: nn.Module, seed: int) -> None:
@@ -164,30 +168,31 @@ def _train_task(run: TaskRun, progress: Progress) -> None:
         torch.manual_seed(derived_seed(cfg.seed, run.t, phase, epoch, ctx.rank, "torch"))
         tick = time.time()
         if phase in ("warmup", "assign"):
-            steps = run.steps(run.shards.size, cfg.autoencoder.batch_size)
+            batch = cfg.autoencoder.batch_size
+            steps = run.steps(run.shards.size, batch)
             m = ae.encoder_epoch(wrapped["encoder"], wrapped["decoder"], opt, run.task,
                                  cfg.autoencoder, cfg.codes, run.ledger, run.frozen_decoder, gen,
-                                 steps, assign=phase == "assign")
-            samples = steps * cfg.autoencoder.batch_size * ctx.world_size
+                                 steps, run.local(batch), assign=phase == "assign")
         elif phase == "decoder":
+            batch = cfg.autoencoder.batch_size
             per_epoch = cfg.autoencoder.decoder_samples_per_epoch or 2 * run.shards.size
-            steps = run.steps(per_epoch, cfg.autoencoder.batch_size)
+            steps = run.steps(per_epoch, batch)
             m = ae.decoder_epoch(wrapped["decoder"], opt, run.task, run.mapping, cfg.autoencoder,
-                                 cfg.codes, run.ledger, run.frozen_decoder, gen, steps)
-            samples = steps * cfg.autoencoder.batch_size * ctx.world_size
+                                 cfg.codes, run.ledger, run.frozen_decoder, gen, steps,
+                                 run.local(batch))
         else:
             if inputs is None:
                 inputs = _classifier_inputs(run)
-            steps = run.steps(run.shards.size, cfg.classifier.batch_size)
-            seen = ctx_mask(run, include_current=True)
-            old = ctx_mask(run, include_current=False)
             n_past = clf.past_per_batch(cfg.classifier, run.t)
+            batch = cfg.classifier.batch_size + n_past
+            steps = run.steps(run.shards.size, cfg.classifier.batch_size)
             replay: ReplaySource | None = (run.replay_factory(models["decoder"], run.ledger)
                                            if run.t > 0 else None)
             m = clf.classifier_epoch(wrapped["classifier"], opt, inputs, run.labels,
-                                     cfg.classifier, seen, old, run.frozen_classifier, replay,
-                                     n_past, gen, steps)
-            samples = steps * (cfg.classifier.batch_size + n_past) * ctx.world_size
+                                     cfg.classifier, ctx_mask(run, True), ctx_mask(run, False),
+                                     run.frozen_classifier, replay, run.local(n_past), gen, steps,
+                                     run.local(cfg.classifier.batch_size))
+        samples = steps * batch
         loss = ctx.mean(m["loss"])
         progress.epoch(run.t, phase, epoch, loss, samples, time.time() - tick)
         if position + 1 == n_assign_end:
@@ -246,9 +251,13 @@ def _classifier_inputs(run: TaskRun) -> torch.Tensor:
 
 
 def _checkpoint_due(cfg: BinPlayConfig, plan: list[tuple[str, int]], position: int) -> bool:
-    last = position + 1 == len(plan)
-    phase_end = last or plan[position + 1][0] != plan[position][0]
-    return not last and (phase_end or (position + 1) % cfg.ray.checkpoint_every_epochs == 0)
+    """Every k epochs, and where losing work costs most: after the mapping is frozen and
+    after the decoder phase. The task's last epoch is covered by the task-end checkpoint."""
+    if position + 1 == len(plan):
+        return False
+    phase, nxt = plan[position][0], plan[position + 1][0]
+    phase_end = phase != nxt and phase in ("assign", "decoder")
+    return phase_end or (position + 1) % cfg.ray.checkpoint_every_epochs == 0
 
 
 def _save_mid_task(run: TaskRun, opt, phase: str) -> None:

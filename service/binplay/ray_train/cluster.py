@@ -18,8 +18,12 @@ DEFAULT_WORKER_START_TIMEOUT_S = "180"
 
 
 def worker_env() -> dict[str, str]:
-    return {WORKER_START_TIMEOUT_ENV: os.environ.get(WORKER_START_TIMEOUT_ENV,
-                                                     DEFAULT_WORKER_START_TIMEOUT_S)}
+    return {
+        WORKER_START_TIMEOUT_ENV: os.environ.get(WORKER_START_TIMEOUT_ENV,
+                                                 DEFAULT_WORKER_START_TIMEOUT_S),
+        # Ray Data's progress bars become hundreds of blank lines in job logs.
+        "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+    }
 
 
 def ensure_ray(cfg: BinPlayConfig, log=print) -> float:

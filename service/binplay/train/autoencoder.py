@@ -50,15 +50,18 @@ def _past_pairs(n: int, ledger: Ledger, frozen: nn.Module | None, codes_cfg: Cod
 def encoder_epoch(encoder: nn.Module, decoder: nn.Module, opt: torch.optim.Optimizer,
                   task: CurrentTask, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
                   ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
-                  steps: int, assign: bool) -> dict[str, float]:
-    """One epoch of warm-up (``assign=False``) or greedy assignment (Alg. 1)."""
+                  steps: int, batch: int, assign: bool) -> dict[str, float]:
+    """One epoch of warm-up (``assign=False``) or greedy assignment (Alg. 1).
+
+    ``batch`` is this worker's share of the configured (global) batch size.
+    """
     device = task.images.device
     book = CodeBook(task.codes)
     order = torch.randperm(len(task.images), generator=gen)
     pf = past_fraction(task)
-    n_past = min(cfg.batch_size, round(cfg.batch_size * pf / max(1e-9, 1 - pf)))
+    n_past = min(batch, round(batch * pf / max(1e-9, 1 - pf)))
     totals = {"loss": 0.0, "recon": 0.0, "code": 0.0}
-    b = min(cfg.batch_size, len(order))  # a batch never holds one sample twice
+    b = min(batch, len(order))  # a batch never holds one sample twice
     for step in range(steps):
         rows = order[(torch.arange(b) + step * b) % len(order)]
         x = task.images[rows]
@@ -110,15 +113,15 @@ def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generato
 def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentTask,
                   mapping: torch.Tensor, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
                   ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
-                  steps: int) -> dict[str, float]:
+                  steps: int, batch: int) -> dict[str, float]:
     """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images."""
     device = task.images.device
     pf = past_fraction(task)
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
     for _ in range(steps):
-        n_past = int(torch.binomial(torch.tensor(float(cfg.batch_size)), torch.tensor(pf),
+        n_past = int(torch.binomial(torch.tensor(float(batch)), torch.tensor(pf),
                                     generator=gen)) if frozen is not None else 0
-        rows = torch.randint(len(task.images), (cfg.batch_size - n_past,), generator=gen)
+        rows = torch.randint(len(task.images), (batch - n_past,), generator=gen)
         codes = task.codes[mapping[rows]]
         targets = task.images[rows]
         past = _past_pairs(n_past, ledger, frozen, codes_cfg, gen, device)
@@ -130,7 +133,7 @@ def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentT
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        n_cur = cfg.batch_size - n_past
+        n_cur = batch - n_past
         totals["loss"] += float(loss.detach())
         totals["current"] += float(per_sample[:n_cur].mean().detach()) if n_cur else 0.0
         totals["past"] += float(per_sample[n_cur:].mean().detach()) if n_past else 0.0

@@ -60,9 +60,10 @@ def classifier_epoch(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      old_seen: torch.Tensor, frozen: nn.Module | None,
                      replay: ReplaySource | None, n_past: int, gen: torch.Generator,
-                     steps: int) -> dict[str, float]:
+                     steps: int, batch: int) -> dict[str, float]:
+    """One epoch; ``batch`` current and ``n_past`` regenerated samples per step (this worker)."""
     order = torch.randperm(len(inputs), generator=gen)
-    b = min(cfg.batch_size, len(order))
+    b = min(batch, len(order))
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
     for step in range(steps):
         rows = order[(torch.arange(b) + step * b) % len(order)]

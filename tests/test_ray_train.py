@@ -1,0 +1,97 @@
+"""Ray Train path: 2 CPU workers (gloo), unique assignment, resume, worker failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from binplay.state import load_state
+
+from raytools import WORKER_PID, run_job, write_config
+
+pytestmark = pytest.mark.ray
+
+
+def _config(tiny, tmp_path, *extra):
+    cfg = tiny("ray.num_workers=2", "ray.cpus_per_worker=0.5", "ray.max_failures=2",
+               "ray.checkpoint_every_epochs=100", *extra)
+    return write_config(cfg, tmp_path / "tiny.yaml"), cfg
+
+
+def _checkpoint_states(cfg):
+    root = os.path.join(cfg.run.storage_path, cfg.name)
+    for entry in sorted(os.listdir(root)):
+        if entry.startswith("checkpoint_") and os.path.isdir(os.path.join(root, entry)):
+            yield load_state(os.path.join(root, entry), cfg)
+
+
+def test_two_workers_complete_with_globally_unique_assignment(ray_head, tiny, tmp_path):
+    path, cfg = _config(tiny, tmp_path)
+    code, out = run_job(["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")],
+                        ray_head["env"])
+    assert code == 0, out[-3000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["accuracy_matrix"]) == 2
+    seen_tasks = set()
+    for state in _checkpoint_states(cfg):
+        if "mapping" not in state:
+            continue
+        per_rank = state["mapping"]
+        assert len(per_rank) == 2 and all(len(m) > 0 for m in per_rank)
+        task = state["task"]
+        first = 1 if task == 0 else state["ledger"]["tasks"][-1]["last_index"] + 1
+        last = first + 96 - 1  # 2 classes x 48 synthetic images per task
+        assigned = torch.cat(per_rank).sort().values
+        assert assigned.tolist() == list(range(first, last + 1))  # a permutation of the task
+        seen_tasks.add(task)
+    assert seen_tasks == {0, 1}
+
+
+def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
+    path, cfg = _config(tiny, tmp_path, "ray.num_workers=1", "ray.cpus_per_worker=1")
+    args = ["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")]
+
+    def kill_when_task_2_starts(line, proc):
+        if "task 2/2 |" in line:  # task 1's checkpoint was reported before this line
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    code, first = run_job(args, ray_head["env"], on_line=kill_when_task_2_starts)
+    assert code != 0 and "task 1/2 done" in first
+    assert not (tmp_path / "out" / "report.json").exists()
+    code, second = run_job(args, ray_head["env"])
+    assert code == 0, second[-3000:]
+    assert "resuming at task 2/2" in second
+    assert "task 1/2 |" not in second  # task 1 was not retrained
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["accuracy_matrix"]) == 2
+
+
+def test_killed_worker_is_retried_and_run_finishes(ray_head, tiny, tmp_path):
+    path, cfg = _config(tiny, tmp_path)
+    killed = []
+
+    def kill_a_worker(line, proc):
+        match = WORKER_PID.search(line)
+        if match and not killed and "task 1/2 | decoder" in line:
+            os.kill(int(match.group(1)), signal.SIGKILL)
+            killed.append(int(match.group(1)))
+
+    code, out = run_job(["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")],
+                        ray_head["env"], on_line=kill_a_worker)
+    assert killed, "never saw a worker line to kill"
+    assert code == 0, out[-3000:]
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_checkpoint_of_another_config_is_refused(ray_head, tiny, tmp_path):
+    path, cfg = _config(tiny, tmp_path, "ray.num_workers=1", "ray.cpus_per_worker=1")
+    os.makedirs(os.path.join(cfg.run.storage_path, cfg.name))
+    with open(os.path.join(cfg.run.storage_path, cfg.name, "binplay_run.json"), "w") as fh:
+        json.dump({"fingerprint": "0000", "name": cfg.name}, fh)
+    code, out = run_job(["jobs.train", "--config", str(path)], ray_head["env"])
+    assert code == 2
+    assert "different config" in out.strip().splitlines()[-1]
