@@ -23,13 +23,10 @@ def parser_with_config(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def job_main(parser: argparse.ArgumentParser,
-             body: Callable[[BinPlayConfig, argparse.Namespace], None],
-             argv: list[str] | None = None) -> int:
-    args = parser.parse_args(argv)
+def run_guarded(body: Callable[[], None]) -> int:
+    """Run a job body; expected failures become one line on stderr and exit code 2."""
     try:
-        cfg = load_config(args.config, args.set)
-        body(cfg, args)
+        body()
     except EXPECTED as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -37,3 +34,10 @@ def job_main(parser: argparse.ArgumentParser,
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def job_main(parser: argparse.ArgumentParser,
+             body: Callable[[BinPlayConfig, argparse.Namespace], None],
+             argv: list[str] | None = None) -> int:
+    args = parser.parse_args(argv)
+    return run_guarded(lambda: body(load_config(args.config, args.set), args))

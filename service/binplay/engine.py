@@ -121,6 +121,7 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
         check_state(state, cfg, "resume checkpoint")
     else:
         state = fresh_state(cfg)
+    state["image_shape"], state["num_classes"] = list(manifest.image_shape), manifest.num_classes
     models = build_models(cfg, manifest)
     if state["models"] is not None:
         for name, module in models.items():

@@ -37,6 +37,7 @@ def fresh_state(cfg: BinPlayConfig) -> dict[str, Any]:
     return {
         "version": STATE_VERSION,
         "fingerprint": cfg.fingerprint(),
+        "config": cfg.model_dump(mode="json"),  # lets evaluate/generate rebuild the models
         "task": 0,
         "cursor": 0,
         "models": None,

@@ -1,0 +1,77 @@
+"""Use a saved run: find its latest state, rebuild its models, regenerate and evaluate.
+
+A state is found from any of: a ``state.pt`` file, a directory holding one, an
+in-process run directory (``<out>/checkpoint``) or a Ray Train run directory
+(``<storage>/<name>/checkpoint_*``, the newest wins).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from binplay.config import BinPlayConfig
+from binplay.data.stream import StreamManifest
+from binplay.engine import build_models
+from binplay.ledger import Ledger
+from binplay.replay import decode_indices
+from binplay.state import STATE_FILE, StateError, load_state
+from binplay.train.classifier import class_mask, masked_logits
+
+
+def resolve_state_path(path: str | Path) -> Path:
+    path = Path(path)
+    candidates = [path, path / STATE_FILE, path / "checkpoint" / STATE_FILE]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    ray_dirs = sorted(p for p in path.glob("checkpoint_*") if (p / STATE_FILE).is_file())
+    if ray_dirs:
+        return ray_dirs[-1] / STATE_FILE  # names carry a timestamp: the last is the newest
+    raise StateError(f"{path}: no saved state (looked for state.pt, checkpoint/, checkpoint_*/)")
+
+
+class SavedRun:
+    """A finished (or interrupted) run's models, ledger and config, ready to use."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        self.path = resolve_state_path(path)
+        state: dict[str, Any] = load_state(self.path)
+        if "config" not in state or state.get("models") is None:
+            raise StateError(f"{self.path}: state holds no finished task to use")
+        self.cfg = BinPlayConfig.model_validate(state["config"])
+        self.state = state
+        self.ledger = Ledger.from_dict(state["ledger"])
+        shape = tuple(state["image_shape"])
+        manifest = StreamManifest(shape, state["num_classes"], [])  # type: ignore[arg-type]
+        self.models: dict[str, nn.Module] = build_models(self.cfg, manifest)
+        for name, module in self.models.items():
+            module.load_state_dict(state["models"][name])
+            module.to(device).eval()
+        self.device = device
+
+    def indices(self, task_id: int | None, start: int | None, stop: int | None,
+                count: int, seed: int = 0) -> torch.Tensor:
+        """An explicit range start..stop (inclusive), or ``count`` indices drawn from a task."""
+        if start is not None:
+            stop = stop if stop is not None else start + count - 1
+            if start < 1 or stop > self.ledger.total or stop < start:
+                raise StateError(f"indices {start}..{stop} outside the ledger's 1..{self.ledger.total}")
+            return torch.arange(start, stop + 1)
+        if task_id is not None and task_id not in [t.task_id for t in self.ledger.tasks]:
+            raise StateError(f"task {task_id} is not in this run's ledger "
+                             f"(tasks {[t.task_id for t in self.ledger.tasks]})")
+        gen = torch.Generator().manual_seed(seed)
+        return self.ledger.sample_indices(count, gen, task_id=task_id).sort().values
+
+    @torch.no_grad()
+    def regenerate(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images in [0, 1], the classifier's predicted labels) for past indices."""
+        images = decode_indices(self.models["decoder"], indices, self.ledger, self.cfg.codes,
+                                self.device)
+        seen = class_mask(self.ledger.classes, self.state["num_classes"], self.device)
+        labels = masked_logits(self.models["classifier"](images), seen).argmax(dim=1)
+        return images.cpu(), labels.cpu()

@@ -1,0 +1,66 @@
+"""Jobs the way Ray users run them: `ray job submit` against a running head, then generate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from binplay.data.sources import DEBIAN_FMNIST
+
+from conftest import MIRROR
+from raytools import REPO, run_job
+
+
+def _fashion_mnist_available() -> bool:
+    return (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").is_file() or \
+        (MIRROR / "FashionMNIST" / "raw").is_dir()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_submit_smoke_job_then_generate(ray_head, tmp_path):
+    if not _fashion_mnist_available():
+        pytest.skip("Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
+    storage, out = tmp_path / "storage", tmp_path / "smoke"
+    entrypoint = (f"{sys.executable} -m jobs.train --config configs/smoke.yaml "
+                  f"--set run.storage_path={storage} --output {out}")
+    env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
+    submit = subprocess.run(
+        [ray_head["ray"], "job", "submit", "--working-dir", str(REPO),
+         "--runtime-env-json", json.dumps({"excludes": [".venv", ".git", "runs"]}),
+         "--", *entrypoint.split()],
+        env=env, capture_output=True, text=True, timeout=900)
+    logs = submit.stdout + submit.stderr
+    assert submit.returncode == 0 and "succeeded" in logs, logs[-4000:]
+    assert "task 1/3 | warmup" in logs and "samples/s" in logs  # progress reaches the job log
+    report = json.loads((out / "report.json").read_text())
+    assert report["average_accuracy"] > 100 / 3 + 20  # well above a model that forgets all
+    assert any(p.name.startswith("checkpoint_") for p in (storage / "smoke").iterdir())
+
+    code, text = run_job(["jobs.generate", "--checkpoint", str(storage / "smoke"), "--task", "0",
+                          "--count", "32", "--output", str(tmp_path / "gen")], ray_head["env"])
+    assert code == 0, text
+    assert (tmp_path / "gen" / "task_0.png").stat().st_size > 1000
+    table = pq.read_table(tmp_path / "gen" / "task_0.parquet")
+    assert table.num_rows == 32
+    first_task_last = report["config"]["stream"]["train_per_class"] * 2
+    assert all(1 <= i <= first_task_last for i in table.column("index").to_pylist())
+    assert set(table.column("label").to_pylist()) <= {0, 1, 2, 3, 4, 5}
+
+
+def test_generate_rejects_missing_checkpoint(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "jobs.generate", "--checkpoint",
+                             str(tmp_path / "none")], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no saved state" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("job", ["train", "evaluate", "generate"])
+def test_every_job_has_help(job):
+    result = subprocess.run([sys.executable, "-m", f"jobs.{job}", "--help"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and "usage:" in result.stdout
