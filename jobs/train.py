@@ -21,7 +21,8 @@ from jobs.common import job_main, parser_with_config
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_with_config(__doc__)
-    parser.add_argument("--output", help="report directory (default run.output_dir/<name>)")
+    parser.add_argument("--output", help="local directory for the report and stream "
+                        "(default: <run.storage_path>/<name>)")
     parser.add_argument("--dry-run", action="store_true", help="validate, print config, exit")
 
     def body(cfg, args) -> None:
@@ -29,17 +30,17 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
             print(f"config OK (fingerprint {cfg.fingerprint()})")
             return
-        from binplay.runner import output_dir
+        from binplay.storage import RunFiles
 
-        out = output_dir(cfg, args.output)
+        files = RunFiles(cfg, args.output)
         if cfg.ray.num_workers == 0:
             from binplay.runner import train_in_process
 
-            train_in_process(cfg, out)
+            train_in_process(cfg, files)
         else:
             from binplay.ray_train.trainer import train_with_ray
 
-            train_with_ray(cfg, out)
+            train_with_ray(cfg, files)
 
     return job_main(parser, body, argv)
 

@@ -63,7 +63,7 @@ def tiny_config(data: dict[str, Path], tmp: Path, *overrides: str) -> BinPlayCon
         "autoencoder.width=8", "autoencoder.warmup_epochs=1", "autoencoder.assignment_epochs=1",
         "autoencoder.decoder_epochs=15", "autoencoder.batch_size=32", "classifier.epochs=4",
         "classifier.batch_size=32", "ray.num_workers=0", "ray.checkpoint_every_epochs=2",
-        f"run.output_dir={tmp}", f"run.storage_path={tmp / 'ray'}", "run.fidelity_samples=8",
+        f"run.storage_path={tmp / 'runs'}", "run.fidelity_samples=8",
     ]
     return load_config(None, base + list(overrides))
 

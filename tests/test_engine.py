@@ -10,6 +10,7 @@ from binplay.data.stream import build_stream
 from binplay.engine import run_stream
 from binplay.runner import train_in_process
 from binplay.state import TASK_SCOPED, StateError, load_state, save_state, state_bytes
+from binplay.storage import RunFiles
 
 REPORT_FILES = ["report.json", "report.md", "accuracy_matrix.png", "accuracy_curves.png",
                 "samples_after_task_1.png", "samples_after_task_2.png"]
@@ -22,16 +23,32 @@ def _run(cfg, out, **ctx_kwargs):
 
 def test_tiny_run_writes_full_report(tiny, tmp_path):
     cfg = tiny()
-    path = train_in_process(cfg, tmp_path / "run")
+    path = train_in_process(cfg, RunFiles(cfg))
+    run_dir = tmp_path / "runs" / "tiny"  # <run.storage_path>/<name>
+    assert path == f"{run_dir}/report.json"
     for name in REPORT_FILES:
-        assert (tmp_path / "run" / name).is_file(), name
-    report = json.loads(path.read_text())
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "checkpoint" / "state.pt").is_file()
+    report = json.loads((run_dir / "report.json").read_text())
     for key in ["average_accuracy", "accuracy_matrix", "forgetting", "bwt",
                 "generative_memory_mb", "fidelity_psnr", "wall_seconds", "config"]:
         assert key in report
     assert len(report["accuracy_matrix"]) == 2 and len(report["accuracy_matrix"][1]) == 2
     assert report["average_accuracy"] > 50.0  # 4 easy classes; chance on a 2-task stream is 25-50
     assert report["config"]["name"] == "tiny"
+
+
+def test_uri_storage_publishes_the_run(tiny, tmp_path):
+    cfg = tiny(f"run.storage_path=file://{tmp_path}/remote", "autoencoder.decoder_epochs=1",
+               "classifier.epochs=1")
+    files = RunFiles(cfg)
+    assert files.remote == f"file://{tmp_path}/remote/tiny" and files.local != tmp_path / "remote"
+    where = train_in_process(cfg, files)
+    assert where == f"file://{tmp_path}/remote/tiny/report.json"
+    published = tmp_path / "remote" / "tiny"
+    assert (published / "report.json").is_file() and (published / "report.md").is_file()
+    assert sorted(p.name for p in (published / "stream").iterdir())[:2] == ["stream.config.json",
+                                                                           "stream.json"]
 
 
 def test_state_keeps_nothing_per_sample(tiny, tmp_path, synthetic_data):

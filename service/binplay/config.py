@@ -140,8 +140,9 @@ class RayConfig(_Strict):
 
 
 class RunConfig(_Strict):
-    output_dir: str = Field("runs", description="where report.json, report.md, PNGs go")
-    storage_path: str = Field("runs/ray", description="Ray Train checkpoints; local path or URI")
+    storage_path: str = Field(
+        "runs", description="runs live in <storage_path>/<name>: checkpoints, stream, report; "
+        "a local path, a shared volume or a URI (s3://, gs://)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, gt=0, description="torch threads per process")
     fidelity_samples: int = Field(256, gt=0)

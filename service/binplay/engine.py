@@ -140,6 +140,9 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
         started = time.time()
         run = TaskRun(cfg, ctx, models, wrapped, state, manifest.tasks[state["task"]], ledger,
                       factory)
+        ctx.info(f"task {run.t + 1}/{len(manifest.tasks)} starts: classes {run.shards.classes}, "
+                 f"indices {run.shards.first_index}..{run.shards.last_index}, "
+                 f"{len(run.index)} samples on this worker, {ctx.world_size} worker(s)")
         _train_task(run, progress)
         ledger.add(TaskRecord(run.t, run.shards.first_index, run.shards.last_index,
                               tuple(run.shards.classes)))

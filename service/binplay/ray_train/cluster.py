@@ -15,6 +15,10 @@ from binplay.config import BinPlayConfig, ConfigError
 # A resource deadlock must fail, not retry forever (Ray's defaults: 60 s, then forever).
 WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 DEFAULT_WORKER_START_TIMEOUT_S = "180"
+READ_TASK_CPUS = 0.1  # what each Ray Data read task asks for
+# Seen on 2 CPUs: with 0.5 CPU left beside the workers Ray Data's reads never started
+# ("Cluster resources are not enough ... may hang forever"); with 1.0 left they ran.
+DATA_CPU_HEADROOM = 1.0
 
 
 def worker_env() -> dict[str, str]:
@@ -56,12 +60,14 @@ def check_fits(cfg: BinPlayConfig) -> None:
     import ray
 
     total = ray.cluster_resources()
-    need_cpu = cfg.ray.num_workers * cfg.ray.cpus_per_worker
+    # Workers plus a sliver for Ray Data's read tasks: without it the reads wait forever.
+    need_cpu = cfg.ray.num_workers * cfg.ray.cpus_per_worker + DATA_CPU_HEADROOM
     # Autoscaling clusters may grow; only an embedded/static cluster can be judged here.
     if not os.environ.get("RAY_ADDRESS") and need_cpu > total.get("CPU", 0):
         raise ConfigError(
-            f"ray: {cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU need {need_cpu} "
-            f"CPUs, the local Ray has {total.get('CPU', 0)}; lower ray.cpus_per_worker"
+            f"ray.cpus_per_worker: {cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU "
+            f"+ {DATA_CPU_HEADROOM} for Ray Data reads exceed the {total.get('CPU', 0)} CPUs of the "
+            f"local Ray; lower ray.cpus_per_worker or ray.num_workers"
         )
     if cfg.ray.use_gpu and total.get("GPU", 0) < 1 and not os.environ.get("RAY_ADDRESS"):
         raise ConfigError("ray.use_gpu: true but this Ray cluster has no GPU")

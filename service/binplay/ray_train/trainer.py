@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pyarrow.fs as pafs
 
 from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
-from binplay.ray_train.cluster import check_fits, ensure_ray
+from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.runner import finish, prepare_stream
 from binplay.state import StateError, load_state
+from binplay.storage import RunFiles, run_root, storage_uri
 
 FINGERPRINT_FILE = "binplay_run.json"
-READ_TASK_CPUS = 0.1
 
 
 def quiet_ray_data() -> None:
@@ -35,25 +34,20 @@ def quiet_ray_data() -> None:
     data_ctx.print_on_execution_start = False
 
 
-def storage_uri(cfg: BinPlayConfig) -> str:
-    path = cfg.run.storage_path
-    return path if "://" in path else str(Path(path).resolve())
-
-
 def claim_run(cfg: BinPlayConfig) -> bool:
     """Record the config fingerprint beside the checkpoints; True if the run already exists."""
-    fs, root = pafs.FileSystem.from_uri(storage_uri(cfg))
-    marker = f"{root.rstrip('/')}/{cfg.name}/{FINGERPRINT_FILE}"
+    fs, root = pafs.FileSystem.from_uri(run_root(cfg))
+    marker = f"{root}/{FINGERPRINT_FILE}"
     info = fs.get_file_info(marker)
     if info.type == pafs.FileType.File:
         with fs.open_input_stream(marker) as fh:
             saved = json.loads(fh.read())
         if saved.get("fingerprint") != cfg.fingerprint():
-            raise StateError(f"{storage_uri(cfg)}/{cfg.name}: checkpoints were written by a "
+            raise StateError(f"{run_root(cfg)}: checkpoints were written by a "
                              f"different config (fingerprint {saved.get('fingerprint')} != "
                              f"{cfg.fingerprint()}); use the same config or a new run name")
         return True
-    fs.create_dir(f"{root.rstrip('/')}/{cfg.name}", recursive=True)
+    fs.create_dir(root, recursive=True)
     with fs.open_output_stream(marker) as fh:
         fh.write(json.dumps({"fingerprint": cfg.fingerprint(), "name": cfg.name}).encode())
     return False
@@ -88,20 +82,20 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
     )
 
 
-def train_with_ray(cfg: BinPlayConfig, out: Path) -> Path:
+def train_with_ray(cfg: BinPlayConfig, files: RunFiles) -> str:
     started = time.time()
     ensure_ray(cfg)
     check_fits(cfg)
     if claim_run(cfg):
-        print(f"run '{cfg.name}' exists in {storage_uri(cfg)}: resuming from its latest "
+        print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
               f"checkpoint", flush=True)
-    manifest = prepare_stream(cfg, out)
+    manifest = prepare_stream(cfg, files)
     trainer = build_trainer(cfg, manifest)
     fit_started = time.time()
     result = trainer.fit()
     print(f"ray train fit finished in {time.time() - fit_started:.1f}s", flush=True)
     if result.checkpoint is None:
-        raise StateError(f"{storage_uri(cfg)}/{cfg.name}: training ended without a checkpoint")
+        raise StateError(f"{run_root(cfg)}: training ended without a checkpoint")
     with result.checkpoint.as_directory() as path:
         state = load_state(path, cfg)
-    return finish(cfg, manifest, state, out, time.time() - started)
+    return finish(cfg, manifest, state, files, time.time() - started)

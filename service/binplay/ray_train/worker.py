@@ -9,6 +9,7 @@ disjoint split, so that every code of the task belongs to exactly one worker
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from typing import Any
@@ -73,7 +74,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     manifest = StreamManifest.from_json(loop_config["manifest"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(max(1, int(cfg.ray.cpus_per_worker)))
+    torch.set_num_threads(cfg.run.threads or max(1, math.ceil(cfg.ray.cpus_per_worker)))
     resume = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:

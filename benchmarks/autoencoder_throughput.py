@@ -1,0 +1,96 @@
+"""Throughput of the autoencoder phases, per preset, and the assignment's share of an epoch.
+
+    .venv/bin/python benchmarks/autoencoder_throughput.py [--samples 12000] [--repeats 3]
+
+Synthetic 28x28 images (speed does not depend on content), codes of a 12,000-sample
+task (m=16 x 8 primes + 10 task bits). Prints medians over repeats; no thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from binplay.assignment import CodeBook
+from binplay.codes import stream_codes
+from binplay.config import AutoencoderConfig, CodesConfig
+from binplay.ledger import Ledger
+from binplay.models.autoencoder import build_autoencoder
+from binplay.train import autoencoder as ae
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench(preset: str, n: int, steps: int, repeats: int) -> dict[str, float]:
+    torch.manual_seed(0)
+    codes_cfg = CodesConfig()
+    cfg = AutoencoderConfig(preset=preset, batch_size=128)
+    encoder, decoder = build_autoencoder(preset, (1, 28, 28), codes_cfg.latent_dim, cfg.width)
+    images = torch.rand(n, 1, 28, 28)
+    index = torch.arange(1, n + 1)
+    task = ae.CurrentTask(images, stream_codes(index, torch.zeros_like(index), codes_cfg), 1, n)
+    opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), 1e-3)
+    gen = torch.Generator().manual_seed(0)
+    ledger = Ledger()
+    mapping = torch.randperm(n)
+    batch = cfg.batch_size
+    out = {}
+    for name, assign in (("warmup", False), ("assign", True)):
+        t = _median_time(lambda: ae.encoder_epoch(encoder, decoder, opt, task, cfg, codes_cfg,
+                                                  ledger, None, gen, steps, batch, assign), repeats)
+        out[f"{name}_samples_per_s"] = steps * batch / t
+    dec_opt = torch.optim.Adam(decoder.parameters(), 1e-3)
+    t = _median_time(lambda: ae.decoder_epoch(decoder, dec_opt, task, mapping, cfg, codes_cfg,
+                                              ledger, None, gen, steps, batch), repeats)
+    out["decoder_samples_per_s"] = steps * batch / t
+
+    # Assignment alone over a full epoch of this task (all n codes, batches of 128).
+    def assign_epoch():
+        book = CodeBook(task.codes)
+        with torch.no_grad():
+            for s in range(0, n, batch):
+                book.assign(z_all[s:s + batch])
+
+    with torch.no_grad():
+        z_all = torch.cat([encoder(images[s:s + 512]) for s in range(0, n, 512)])
+    assign_s = _median_time(assign_epoch, repeats)
+    epoch_s = n / out["assign_samples_per_s"]  # a full assignment epoch at measured speed
+    out["assignment_seconds_per_epoch"] = assign_s
+    out["assignment_share_of_epoch"] = assign_s / epoch_s
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=12000)
+    parser.add_argument("--steps", type=int, default=20, help="training steps timed per phase")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--presets", default="compact,paper")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.samples} samples/codes, batch 128, median of {args.repeats}")
+    rows = {}
+    for preset in args.presets.split(","):
+        rows[preset] = bench(preset, args.samples, args.steps, args.repeats)
+    keys = list(next(iter(rows.values())))
+    print("| metric | " + " | ".join(rows) + " |")
+    print("|---" * (len(rows) + 1) + "|")
+    for key in keys:
+        print(f"| {key} | " + " | ".join(f"{rows[p][key]:.3g}" for p in rows) + " |")
+    if "compact" in rows and "paper" in rows:
+        ratio = rows["compact"]["decoder_samples_per_s"] / rows["paper"]["decoder_samples_per_s"]
+        print(f"compact / paper decoder-training speed: {ratio:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
