@@ -64,3 +64,30 @@ def test_every_job_has_help(job):
     result = subprocess.run([sys.executable, "-m", f"jobs.{job}", "--help"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_evaluate_and_generate_an_in_process_run(tiny, tmp_path):
+    from binplay.runner import train_in_process
+    from binplay.storage import RunFiles
+
+    cfg = tiny("autoencoder.decoder_epochs=2", "classifier.epochs=1")
+    train_in_process(cfg, RunFiles(cfg))
+    run_dir = tmp_path / "runs" / "tiny"
+    report = json.loads((run_dir / "report.json").read_text())
+    ev = subprocess.run([sys.executable, "-m", "jobs.evaluate", "--checkpoint", str(run_dir),
+                         "--output", str(tmp_path / "ev")], cwd=REPO, capture_output=True,
+                        text=True)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    # The same model on the same test split: the job reproduces the run's last row.
+    assert list(result["accuracy_per_task"].values()) == report["accuracy_matrix"][-1]
+    gen = subprocess.run([sys.executable, "-m", "jobs.generate", "--checkpoint", str(run_dir),
+                          "--start", "90", "--stop", "110", "--output", str(tmp_path / "gen")],
+                         cwd=REPO, capture_output=True, text=True)
+    assert gen.returncode == 0, gen.stderr
+    table = pq.read_table(tmp_path / "gen" / "indices_90_110.parquet")
+    assert table.column("index").to_pylist() == list(range(90, 111))  # spans both tasks
+    bad = subprocess.run([sys.executable, "-m", "jobs.generate", "--checkpoint", str(run_dir),
+                          "--start", "150", "--stop", "999"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "outside the ledger" in bad.stderr
