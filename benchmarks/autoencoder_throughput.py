@@ -46,7 +46,7 @@ def bench(preset: str, n: int, steps: int, repeats: int) -> dict[str, float]:
     batch = cfg.batch_size
     out = {}
     for name, assign in (("warmup", False), ("assign", True)):
-        t = _median_time(lambda: ae.encoder_epoch(encoder, decoder, opt, task, cfg, codes_cfg,
+        t = _median_time(lambda assign=assign: ae.encoder_epoch(encoder, decoder, opt, task, cfg, codes_cfg,
                                                   ledger, None, gen, steps, batch, assign), repeats)
         out[f"{name}_samples_per_s"] = steps * batch / t
     dec_opt = torch.optim.Adam(decoder.parameters(), 1e-3)

@@ -4,8 +4,14 @@ import torch
 
 from binplay.config import ClassifierConfig
 from binplay.models.classifier import LeNet
-from binplay.train.classifier import (class_mask, classifier_epoch, masked_logits,
-                                      past_per_batch, replay_loss, soft_targets)
+from binplay.train.classifier import (
+    class_mask,
+    classifier_epoch,
+    masked_logits,
+    past_per_batch,
+    replay_loss,
+    soft_targets,
+)
 
 
 class FixedReplay:

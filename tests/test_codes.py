@@ -5,8 +5,16 @@ import sys
 import pytest
 import torch
 
-from binplay.codes import (CapacityError, capacity, check_primes, index_codes, is_prime,
-                           prime_multiplier, stream_codes, task_prefix)
+from binplay.codes import (
+    CapacityError,
+    capacity,
+    check_primes,
+    index_codes,
+    is_prime,
+    prime_multiplier,
+    stream_codes,
+    task_prefix,
+)
 from binplay.config import CodesConfig
 
 PRIMES8 = [3, 5, 7, 11, 13, 17, 19, 23]

@@ -8,7 +8,6 @@ from binplay.config import load_config
 from binplay.data.sources import DEBIAN_FMNIST, DataError, load_builtin
 from binplay.data.stream import build_stream, read_shards, write_shard
 from binplay.data.user import read_image_folder, read_image_parquet
-
 from conftest import MIRROR, require, synthetic_images, write_parquet
 
 

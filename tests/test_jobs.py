@@ -10,7 +10,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from binplay.data.sources import DEBIAN_FMNIST
-
 from conftest import MIRROR
 from raytools import REPO, run_job
 

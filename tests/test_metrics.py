@@ -2,8 +2,13 @@ import math
 
 import pytest
 
-from binplay.metrics import (average_accuracy, backward_transfer, equal_memory_buffer,
-                             forgetting, psnr)
+from binplay.metrics import (
+    average_accuracy,
+    backward_transfer,
+    equal_memory_buffer,
+    forgetting,
+    psnr,
+)
 
 # After task 1: 100; after task 2: task 1 drops to 80; after task 3: 60, 70, 90.
 MATRIX = [[100.0], [80.0, 95.0], [60.0, 70.0, 90.0]]

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from binplay.state import load_state
-
 from raytools import WORKER_PID, run_job, write_config
 
 pytestmark = pytest.mark.ray

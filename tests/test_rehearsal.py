@@ -11,7 +11,6 @@ from binplay.config import load_config
 from binplay.context import TrainContext
 from binplay.data.stream import build_stream
 from binplay.engine import run_stream
-
 from conftest import MIRROR, require
 
 PSNR_FLOOR_DB = 16.0

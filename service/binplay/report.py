@@ -56,7 +56,7 @@ def markdown(report: dict[str, Any]) -> str:
              f"- forgetting: {report['forgetting']:.2f} points; BWT: {report['bwt']:.2f}",
              f"- generative memory (decoder, fp32): {report['generative_memory_mb']:.2f} MB "
              f"= a raw buffer of {report['equal_memory_buffer_images']} images",
-             f"- encoder sign agreement per task: "
+             "- encoder sign agreement per task: "
              + ", ".join(f"{100 * a:.1f}%" for a in report["sign_agreement"]),
              f"- wall time: {report['wall_seconds']:.0f} s", "",
              "## Accuracy matrix A[t][j] (%)", "", head, sep]

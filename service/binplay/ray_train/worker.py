@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
-
 import ray.train
 import ray.train.torch
+import torch
+
 from binplay.config import BinPlayConfig
 from binplay.context import TaskData, TrainContext
 from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
