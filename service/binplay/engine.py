@@ -65,7 +65,6 @@ class TaskRun:
         self.t, self.shards, self.ledger = shards.task_id, shards, ledger
         index, images, labels = ctx.load_task(shards)
         self.index, self.labels = index, labels.to(ctx.device)
-        self.total = shards.last_index
         codes = stream_codes(index, torch.full_like(index, self.t), cfg.codes).to(ctx.device)
         self.task = ae.CurrentTask(images.to(ctx.device).float() / 255.0, codes,
                                    shards.first_index, shards.last_index)
@@ -133,7 +132,7 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
     evaluator = Evaluator(cfg, manifest, ctx)
     progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg))
     factory = replay_factory or (lambda dec, led: InlineReplay(dec, led, cfg.codes, ctx.device))
-    if state["task"] > 0:
+    if state["task"] > 0 or state["cursor"] > 0:
         ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
                  f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
     while state["task"] < len(manifest.tasks):
@@ -193,7 +192,7 @@ def _train_task(run: TaskRun, progress: Progress) -> None:
             replay: ReplaySource | None = (run.replay_factory(models["decoder"], run.ledger)
                                            if run.t > 0 else None)
             m = clf.classifier_epoch(wrapped["classifier"], opt, inputs, run.labels,
-                                     cfg.classifier, ctx_mask(run, True), ctx_mask(run, False),
+                                     cfg.classifier, seen_mask(run, True), seen_mask(run, False),
                                      run.frozen_classifier, replay, run.local(n_past), gen, steps,
                                      run.local(cfg.classifier.batch_size))
         samples = steps * batch
@@ -207,7 +206,8 @@ def _train_task(run: TaskRun, progress: Progress) -> None:
             _save_mid_task(run, opt, phase)
 
 
-def ctx_mask(run: TaskRun, include_current: bool) -> torch.Tensor:
+def seen_mask(run: TaskRun, include_current: bool) -> torch.Tensor:
+    """Classes the single head may score: those learnt before (and this task's)."""
     classes = list(run.ledger.classes)
     if include_current:
         classes += list(run.shards.classes)
