@@ -122,6 +122,8 @@ class ClassifierConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     dropout: float = Field(0.25, ge=0, lt=1)
     ae_processed_inputs: bool = Field(True, description="pass new samples through the AE")
+    mix_real_inputs: bool = Field(
+        False, description="also train on the real current images, besides their reconstructions")
     soft_targets: bool = Field(True, description="past samples: frozen-copy softmax vs argmax")
     replay_loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     past_fraction: float | None = Field(

@@ -159,7 +159,7 @@ def _train_task(run: TaskRun, progress: Progress) -> None:
     plan = phase_plan(cfg)
     n_assign_end = cfg.autoencoder.warmup_epochs + cfg.autoencoder.assignment_epochs
     opt, opt_phase = None, None
-    inputs = None
+    inputs = labels = None
     for position in range(state["cursor"], len(plan)):
         phase, epoch = plan[position]
         if phase != opt_phase:
@@ -185,13 +185,15 @@ def _train_task(run: TaskRun, progress: Progress) -> None:
                                  run.local(batch))
         else:
             if inputs is None:
-                inputs = _classifier_inputs(run)
+                inputs, labels = _classifier_inputs(run)
             n_past = clf.past_per_batch(cfg.classifier, run.t)
             batch = cfg.classifier.batch_size + n_past
-            steps = run.steps(run.shards.size, cfg.classifier.batch_size)
+            # From the global task size, so every rank takes the same number of steps.
+            copies = 2 if cfg.classifier.mix_real_inputs and cfg.classifier.ae_processed_inputs else 1
+            steps = run.steps(run.shards.size * copies, cfg.classifier.batch_size)
             replay: ReplaySource | None = (run.replay_factory(models["decoder"], run.ledger)
                                            if run.t > 0 else None)
-            m = clf.classifier_epoch(wrapped["classifier"], opt, inputs, run.labels,
+            m = clf.classifier_epoch(wrapped["classifier"], opt, inputs, labels,
                                      cfg.classifier, seen_mask(run, True), seen_mask(run, False),
                                      run.frozen_classifier, replay, run.local(n_past), gen, steps,
                                      run.local(cfg.classifier.batch_size))
@@ -242,16 +244,19 @@ def _freeze(run: TaskRun) -> None:
 
 
 @torch.no_grad()
-def _classifier_inputs(run: TaskRun) -> torch.Tensor:
-    """Current images as the classifier sees them: real, or decoded from their codes."""
+def _classifier_inputs(run: TaskRun) -> tuple[torch.Tensor, torch.Tensor]:
+    """Current images as the classifier sees them: decoded from their codes (default),
+    real, or both; with their labels."""
     if not run.cfg.classifier.ae_processed_inputs:
-        return run.task.images
+        return run.task.images, run.labels
     decoder = run.models["decoder"]
     decoder.eval()
     out = torch.cat([decoder(run.task.codes[run.mapping[s:s + 1024]])
                      for s in range(0, len(run.mapping), 1024)])
     decoder.train()
-    return out
+    if run.cfg.classifier.mix_real_inputs:
+        return torch.cat([out, run.task.images]), torch.cat([run.labels, run.labels])
+    return out, run.labels
 
 
 def _checkpoint_due(cfg: BinPlayConfig, plan: list[tuple[str, int]], position: int) -> bool:
