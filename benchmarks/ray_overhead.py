@@ -21,10 +21,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH = re.compile(r"\| (warmup|assign|decoder|classifier) +\| epoch .*\|\s+(\d+) samples/s")
-VARIANTS = {
-    "in-process (2 threads)": ["ray.num_workers=0", "run.threads=2"],
-    "ray, 1 worker x 2 threads": ["ray.num_workers=1", "ray.cpus_per_worker=1", "run.threads=2"],
-    "ray, 2 workers x 1 thread": ["ray.num_workers=2", "ray.cpus_per_worker=0.5", "run.threads=1"],
+VARIANTS = {  # name -> overrides; names are what --variants takes (comma-separated)
+    "in-process-2-threads": ["ray.num_workers=0", "run.threads=2"],
+    "ray-1-worker-2-threads": ["ray.num_workers=1", "ray.cpus_per_worker=1", "run.threads=2"],
+    "ray-2-workers-1-thread": ["ray.num_workers=2", "ray.cpus_per_worker=0.5", "run.threads=1"],
 }
 
 

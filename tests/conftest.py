@@ -89,14 +89,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def _wait_for_dashboard(url: str, proc, timeout: float = 120.0) -> None:
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"ray start exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"{url}/api/version", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # answered (e.g. 401 without a token): the server is up
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"Ray dashboard did not come up at {url} within {timeout:.0f}s")
+
+
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
-    """One local Ray head for the whole session (ray start --head), stopped in teardown.
+    """One local Ray head for the whole session (`ray start --head --block`).
 
     Token authentication stays on (Ray >= 2.59): clients get RAY_AUTH_MODE=token and
-    read the token that `ray start` keeps in ~/.ray/auth_token.
+    read the token that `ray start` keeps in ~/.ray/auth_token. The head runs in its
+    own process session; teardown stops exactly that session's processes, never
+    another Ray running on the machine (`ray stop` would kill every one).
     """
     import shutil
+    import signal
     import subprocess
     import sys
 
@@ -104,14 +138,25 @@ def ray_head(tmp_path_factory):
     gcs, dash = free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    start = [ray_bin, "start", "--head", "--num-cpus", "2", f"--port={gcs}",
+    logs = tmp_path_factory.mktemp("ray-head")
+    start = [ray_bin, "start", "--head", "--block", "--num-cpus", "2", f"--port={gcs}",
              f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--disable-usage-stats",
              f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
-    started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
-    if started.returncode != 0:
-        pytest.fail(f"ray start failed: {started.stderr[-2000:]}")
+    with open(logs / "ray-start.log", "w") as log:
+        proc = subprocess.Popen(start, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
+        _wait_for_dashboard(f"http://127.0.0.1:{dash}", proc)
         yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
                "env": {**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"}, "ray": ray_bin}
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops what it started
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in _session_pids(proc.pid):  # anything left of this head's session
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
