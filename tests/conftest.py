@@ -120,6 +120,24 @@ def _wait_for_dashboard(url: str, proc, timeout: float = 120.0) -> None:
     pytest.fail(f"Ray dashboard did not come up at {url} within {timeout:.0f}s")
 
 
+def _wait_for_job_agent(ray_bin: str, env: dict[str, str], timeout: float = 120.0) -> None:
+    """The dashboard answers before the node's job agent does ("No available agent to
+    submit job"): submit a no-op job until one is accepted."""
+    import subprocess
+    import sys
+    import time
+
+    deadline, last = time.time() + timeout, ""
+    while time.time() < deadline:
+        done = subprocess.run([ray_bin, "job", "submit", "--", sys.executable, "-c", "pass"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            return
+        last = (done.stdout + done.stderr).strip().splitlines()[-1:]
+        time.sleep(1)
+    pytest.fail(f"Ray job agent not ready within {timeout:.0f}s: {last}")
+
+
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
     """One local Ray head for the whole session (`ray start --head --block`).
@@ -147,6 +165,7 @@ def ray_head(tmp_path_factory):
                                 start_new_session=True)
     try:
         _wait_for_dashboard(f"http://127.0.0.1:{dash}", proc)
+        _wait_for_job_agent(ray_bin, {**env, "RAY_ADDRESS": f"http://127.0.0.1:{dash}"})
         yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
                "env": {**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"}, "ray": ray_bin}
     finally:
