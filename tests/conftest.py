@@ -101,51 +101,14 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
-def _wait_for_dashboard(url: str, proc, timeout: float = 120.0) -> None:
-    import time
-    import urllib.error
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"ray start exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(f"{url}/api/version", timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return  # answered (e.g. 401 without a token): the server is up
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"Ray dashboard did not come up at {url} within {timeout:.0f}s")
-
-
-def _wait_for_job_agent(ray_bin: str, env: dict[str, str], timeout: float = 120.0) -> None:
-    """The dashboard answers before the node's job agent does ("No available agent to
-    submit job"): submit a no-op job until one is accepted."""
-    import subprocess
-    import sys
-    import time
-
-    deadline, last = time.time() + timeout, ""
-    while time.time() < deadline:
-        done = subprocess.run([ray_bin, "job", "submit", "--", sys.executable, "-c", "pass"],
-                              env=env, capture_output=True, text=True, timeout=120)
-        if done.returncode == 0:
-            return
-        last = (done.stdout + done.stderr).strip().splitlines()[-1:]
-        time.sleep(1)
-    pytest.fail(f"Ray job agent not ready within {timeout:.0f}s: {last}")
-
-
 @pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
-    """One local Ray head for the whole session (`ray start --head --block`).
+    """One local Ray head for the whole session (`ray start --head`).
 
     Token authentication stays on (Ray >= 2.59): clients get RAY_AUTH_MODE=token and
-    read the token that `ray start` keeps in ~/.ray/auth_token. The head runs in its
-    own process session; teardown stops exactly that session's processes, never
-    another Ray running on the machine (`ray stop` would kill every one).
+    read the token that `ray start` keeps in ~/.ray/auth_token. `ray start` runs in a
+    process session of its own, which the head's daemons inherit; teardown kills
+    exactly that session, never another Ray on the machine (`ray stop` kills them all).
     """
     import shutil
     import signal
@@ -156,26 +119,30 @@ def ray_head(tmp_path_factory):
     gcs, dash = free_port(), free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    logs = tmp_path_factory.mktemp("ray-head")
-    start = [ray_bin, "start", "--head", "--block", "--num-cpus", "2", f"--port={gcs}",
+    start = [ray_bin, "start", "--head", "--num-cpus", "2", f"--port={gcs}",
              f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--disable-usage-stats",
              f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
-    with open(logs / "ray-start.log", "w") as log:
-        proc = subprocess.Popen(start, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    # Fixed default ports (agent 52365, ...) would collide with any other Ray on this
+    # machine and leave the head without a job agent ("No available agent to submit job").
+    for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port",
+                 "runtime-env-agent-port", "ray-client-server-port"):
+        start.append(f"--{flag}={free_port()}")
+    proc = subprocess.Popen(start, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        _wait_for_dashboard(f"http://127.0.0.1:{dash}", proc)
-        _wait_for_job_agent(ray_bin, {**env, "RAY_ADDRESS": f"http://127.0.0.1:{dash}"})
+        output, _ = proc.communicate(timeout=180)
+        if proc.returncode != 0:
+            pytest.fail(f"ray start failed: {output[-2000:]}")
         yield {"address": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dash}",
                "env": {**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"}, "ray": ray_bin}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` stops what it started
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        for pid in _session_pids(proc.pid):  # anything left of this head's session
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in _session_pids(proc.pid):
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+            if sig == signal.SIGTERM:
+                import time
+
+                time.sleep(3)  # let the daemons exit cleanly before the hard kill
