@@ -132,7 +132,9 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
     evaluator = Evaluator(cfg, manifest, ctx)
     progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg))
     factory = replay_factory or (lambda dec, led: InlineReplay(dec, led, cfg.codes, ctx.device))
-    if state["task"] > 0 or state["cursor"] > 0:
+    if state["task"] == len(manifest.tasks):
+        ctx.info(f"run already complete ({len(ledger.tasks)} tasks): nothing to train")
+    elif state["task"] > 0 or state["cursor"] > 0:
         ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
                  f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
     while state["task"] < len(manifest.tasks):
