@@ -146,6 +146,12 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
     if tuple(test.images.shape[1:]) != shape:
         raise DataError(f"{test.origin}: test images {tuple(test.images.shape[1:])} "
                         f"differ from training images {shape}")
+    # Refuse an over-capacity stream before writing any shard.
+    total = sum(len(_select(train, c, cfg.stream.train_per_class)) for c in cfg.stream.tasks)
+    cap = capacity(cfg.codes.bits_per_part)
+    if total > cap:
+        raise CapacityError(f"stream has {total} samples but codes.bits_per_part="
+                            f"{cfg.codes.bits_per_part} gives {cap} codes; raise bits_per_part")
     tasks, next_index = [], 1
     rows_per = cfg.stream.shard_rows
     for t, classes in enumerate(cfg.stream.tasks):
@@ -168,10 +174,6 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
                             data.images[part])
                 getattr(shards, split).append(str(path))
         tasks.append(shards)
-    cap = capacity(cfg.codes.bits_per_part)
-    if next_index - 1 > cap:
-        raise CapacityError(f"stream has {next_index - 1} samples but codes.bits_per_part="
-                            f"{cfg.codes.bits_per_part} gives {cap} codes; raise bits_per_part")
     manifest = StreamManifest(shape, cfg.stream.num_classes, tasks)  # type: ignore[arg-type]
     manifest_path.write_text(manifest.to_json())
     (directory / "stream.config.json").write_text(stamp)
