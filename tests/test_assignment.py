@@ -16,13 +16,14 @@ def test_assignment_is_a_permutation_on_5000():
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("batch", [1, 7, 40])
-def test_matches_brute_force_greedy(seed, batch):
+@pytest.mark.parametrize("candidates", [1, 3, 16])  # 1 and 3 force the re-scoring path
+def test_matches_brute_force_greedy(seed, batch, candidates):
     g = torch.Generator().manual_seed(seed)
     codes = index_codes(range(1, 41), bits_per_part=6, primes=[3, 5])
     # Clustered embeddings: many samples share a nearest code, so clashes are exercised.
     centers = codes[torch.randint(0, 40, (4,), generator=g)]
     z = centers[torch.randint(0, 4, (40,), generator=g)] + 0.3 * torch.randn(40, 12, generator=g)
-    book = CodeBook(codes)
+    book = CodeBook(codes, candidates=candidates)
     got = torch.cat([book.assign(z[s:s + batch]) for s in range(0, 40, batch)]).tolist()
     assert got == greedy_reference(z, codes)
 
