@@ -78,6 +78,19 @@ def test_pinned_values():
     assert got.tolist() == [[1, 1, -1, 1, 1], [-1, 1, 1, -1, 1]]
 
 
+@pytest.mark.parametrize("m", [4, 5, 7, 12, 13, 16, 17, 20, 24, 31, 32])
+def test_bits_match_python_integers(m):
+    # Chunked table lookup (chunk width depends on m) against bit-by-bit Python ints.
+    idx = [1, 2, 3, 2**m // 3, 2**m - 1, 2**m]
+    got = index_codes(idx, bits_per_part=m, primes=[3, 7])
+    for row, i in zip(got, idx):
+        want = []
+        for p in (3, 7):
+            value = (i * prime_multiplier(p, m)) % 2**m
+            want += [1.0 if (value >> b) & 1 else -1.0 for b in range(m)]
+        assert row.tolist() == want
+
+
 def test_same_codes_in_another_process():
     script = ("import torch, binplay.codes as c; "
               "x = c.index_codes(range(1, 3001), bits_per_part=20, primes=[3,5,7,11,13]); "
