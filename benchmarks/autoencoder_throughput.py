@@ -1,9 +1,13 @@
 """Throughput of the autoencoder phases, per preset, and the assignment's share of an epoch.
 
     .venv/bin/python benchmarks/autoencoder_throughput.py [--samples 12000] [--repeats 3]
+    python benchmarks/autoencoder_throughput.py --device cuda --steps 50 --paper-steps 50 \
+        --config configs/split_cifar10_paper.yaml     # CIFAR shapes and codes
 
-Synthetic 28x28 images (speed does not depend on content), codes of a 12,000-sample
-task (m=16 x 8 primes + 10 task bits). Prints medians over repeats; no thresholds.
+Without --config: 28x28x1 images and the default codes (m=16 x 8 primes + 10 task bits).
+
+Synthetic images (speed does not depend on content), the codes of a 12,000-sample task.
+Prints medians over repeats; no thresholds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import torch
 
 from binplay.assignment import CodeBook
 from binplay.codes import stream_codes
-from binplay.config import AutoencoderConfig, CodesConfig
+from binplay.config import AutoencoderConfig, CodesConfig, load_config
+from binplay.data.sources import SHAPES
 from binplay.ledger import Ledger
 from binplay.models.autoencoder import build_autoencoder
 from binplay.train import autoencoder as ae
@@ -24,21 +29,32 @@ from binplay.train import autoencoder as ae
 
 def _median_time(fn, repeats: int) -> float:
     times = []
+    fn()  # warm-up: allocator, cuDNN autotuning, lazy inits
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def bench(preset: str, n: int, steps: int, repeats: int) -> dict[str, float]:
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # GPU work is asynchronous: time it to completion
+
+
+def bench(preset: str, n: int, steps: int, repeats: int, device: str, codes_cfg: CodesConfig,
+          shape: tuple[int, int, int]) -> dict[str, float]:
     torch.manual_seed(0)
-    codes_cfg = CodesConfig()
     cfg = AutoencoderConfig(preset=preset, batch_size=128)
-    encoder, decoder = build_autoencoder(preset, (1, 28, 28), codes_cfg.latent_dim, cfg.width)
-    images = torch.rand(n, 1, 28, 28)
+    encoder, decoder = build_autoencoder(preset, shape, codes_cfg.latent_dim, cfg.width)
+    encoder.to(device)
+    decoder.to(device)
+    images = torch.rand(n, *shape, device=device)
     index = torch.arange(1, n + 1)
-    task = ae.CurrentTask(images, stream_codes(index, torch.zeros_like(index), codes_cfg), 1, n)
+    codes = stream_codes(index, torch.zeros_like(index), codes_cfg).to(device)
+    task = ae.CurrentTask(images, codes, 1, n)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), 1e-3)
     gen = torch.Generator().manual_seed(0)
     ledger = Ledger()
@@ -78,13 +94,21 @@ def main() -> None:
                         help="steps timed per phase for the paper preset (~50x slower)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--presets", default="compact,paper")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--config", help="take the codes and image shape from this run config")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    codes_cfg, shape = CodesConfig(), (1, 28, 28)
+    if args.config:
+        run_cfg = load_config(args.config)
+        codes_cfg, shape = run_cfg.codes, SHAPES[run_cfg.stream.dataset]
+    where = (torch.cuda.get_device_name() if args.device == "cuda"
+             else f"{torch.get_num_threads()} CPU threads")
+    print(f"torch {torch.__version__}, {where}, images {shape}, latent {codes_cfg.latent_dim}, "
           f"{args.samples} samples/codes, batch 128, median of {args.repeats}")
     rows = {}
     for preset in args.presets.split(","):
         steps = args.paper_steps if preset == "paper" else args.steps
-        rows[preset] = bench(preset, args.samples, steps, args.repeats)
+        rows[preset] = bench(preset, args.samples, steps, args.repeats, args.device, codes_cfg, shape)
     keys = list(next(iter(rows.values())))
     print("| metric | " + " | ".join(rows) + " |")
     print("|---" * (len(rows) + 1) + "|")
