@@ -81,7 +81,11 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny, tmp_path):
         _run(cfg, tmp_path / "crashed", save=crash_after_five)
     partial = load_state(tmp_path / "ckpt", cfg)
     assert partial["task"] == 1 and partial["cursor"] > 0  # stopped inside the second task
+    assert partial["task_elapsed"] > 0
+    partial["task_elapsed"] = 1000.0  # as if the first attempt had run this long
     resumed = _run(cfg, tmp_path / "crashed", resume_state=partial)
+    assert resumed["history"]["task_seconds"][1] >= 1000.0  # time before the crash counts
+    assert "task_elapsed" not in resumed  # task-scoped: gone at the task's end
     assert resumed["history"]["accuracy"] == reference["history"]["accuracy"]
     for name in ("decoder", "classifier"):
         for key, value in reference["models"][name].items():

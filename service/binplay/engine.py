@@ -80,6 +80,7 @@ class TaskRun:
                                if cfg.autoencoder.self_rehearsal else None)
         self.frozen_classifier = self._frozen_from(models["classifier"], snaps["classifier"])
         self.mapping = None
+        self.started = time.time()  # wall clock of the task's start, resumes included
         if "mapping" in state:
             if state.get("world_size", 1) != ctx.world_size:
                 raise StateError(f"checkpoint was taken mid-task with {state.get('world_size')} "
@@ -138,12 +139,14 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
         ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
                  f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
     while state["task"] < len(manifest.tasks):
-        started = time.time()
+        # Seconds already spent on this task before a resume count towards its time.
+        started = time.time() - state.get("task_elapsed", 0.0)
         run = TaskRun(cfg, ctx, models, wrapped, state, manifest.tasks[state["task"]], ledger,
                       factory)
         ctx.info(f"task {run.t + 1}/{len(manifest.tasks)} starts: classes {run.shards.classes}, "
                  f"indices {run.shards.first_index}..{run.shards.last_index}, "
                  f"{len(run.index)} samples on this worker, {ctx.world_size} worker(s)")
+        run.started = started
         _train_task(run, progress)
         ledger.add(TaskRecord(run.t, run.shards.first_index, run.shards.last_index,
                               tuple(run.shards.classes)))
@@ -276,5 +279,6 @@ def _save_mid_task(run: TaskRun, opt, phase: str) -> None:
     state["models"] = {n: copy.deepcopy(m.state_dict()) for n, m in run.models.items()}
     state["optim"] = {"phase": phase, "state": copy.deepcopy(opt.state_dict())}
     state["world_size"] = run.ctx.world_size
+    state["task_elapsed"] = time.time() - run.started
     run.ctx.save(state if run.ctx.is_main else None,
                  {"task": run.t, "cursor": state["cursor"], "phase": phase, "checkpoint": "mid"})

@@ -35,6 +35,7 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], decoder: torch.nn.Mo
         "sign_agreement": hist["sign_agreement"],
         "task_seconds": hist["task_seconds"],
         "wall_seconds": wall_seconds,
+        "training_seconds": sum(hist["task_seconds"]),
         "paper_average_accuracy": PAPER.get(cfg.stream.dataset),
         "config": cfg.model_dump(mode="json"),
     }
@@ -58,7 +59,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"= a raw buffer of {report['equal_memory_buffer_images']} images",
              "- encoder sign agreement per task: "
              + ", ".join(f"{100 * a:.1f}%" for a in report["sign_agreement"]),
-             f"- wall time: {report['wall_seconds']:.0f} s", "",
+             f"- wall time of this invocation: {report['wall_seconds']:.0f} s; training time "
+             f"of all tasks, resumes included: {report['training_seconds']:.0f} s", "",
              "## Accuracy matrix A[t][j] (%)", "", head, sep]
     for t, row in enumerate(acc):
         cells = [_fmt(row[j]) if j < len(row) else "" for j in range(T)]

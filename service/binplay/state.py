@@ -20,7 +20,7 @@ from binplay.config import BinPlayConfig
 
 STATE_VERSION = 1
 STATE_FILE = "state.pt"
-TASK_SCOPED = ("optim", "snapshots", "mapping", "phase_metrics")
+TASK_SCOPED = ("optim", "snapshots", "mapping", "phase_metrics", "task_elapsed")
 
 
 class StateError(ValueError):
