@@ -104,6 +104,11 @@ class AutoencoderConfig(_Strict):
         None, gt=0,
         description="draws per decoder epoch; None = current task size (cost stays flat in N)",
     )
+    decoder_current_share: float | None = Field(
+        None, gt=0, le=1,
+        description="share of current-task samples per decoder batch; None = indices drawn "
+                    "uniformly over 1..N_t (paper), so the newest task's share falls as N grows",
+    )
     code_loss_weight: float = Field(1.0, ge=0)
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)

@@ -117,6 +117,8 @@ def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentT
     """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images."""
     device = task.images.device
     pf = past_fraction(task)
+    if cfg.decoder_current_share is not None and pf > 0:
+        pf = 1.0 - cfg.decoder_current_share
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
     for _ in range(steps):
         n_past = int(torch.binomial(torch.tensor(float(batch)), torch.tensor(pf),
