@@ -38,6 +38,19 @@ def past_fraction(task: CurrentTask) -> float:
     return (task.first_index - 1) / task.total
 
 
+def decoder_past_share(task: CurrentTask, cfg: AutoencoderConfig) -> float:
+    """Expected share of past indices in a decoder batch.
+
+    The paper draws indices uniformly over 1..N_t, so the newest task gets 1/t of the
+    batches by the t-th equal-sized task and is regenerated ever more blurrily;
+    ``decoder_current_share`` fixes its share instead (docs/RESULTS.md measures both).
+    """
+    pf = past_fraction(task)
+    if cfg.decoder_current_share is None or pf == 0:
+        return pf
+    return 1.0 - cfg.decoder_current_share
+
+
 def _past_pairs(n: int, ledger: Ledger, frozen: nn.Module | None, codes_cfg: CodesConfig,
                 gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor] | None:
     if n == 0 or frozen is None or ledger.total == 0:
@@ -116,9 +129,7 @@ def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentT
                   steps: int, batch: int) -> dict[str, float]:
     """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images."""
     device = task.images.device
-    pf = past_fraction(task)
-    if cfg.decoder_current_share is not None and pf > 0:
-        pf = 1.0 - cfg.decoder_current_share
+    pf = decoder_past_share(task, cfg)
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
     for _ in range(steps):
         n_past = int(torch.binomial(torch.tensor(float(batch)), torch.tensor(pf),
