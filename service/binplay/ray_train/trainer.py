@@ -62,7 +62,7 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
     # Read tasks take a sliver of a CPU: the workers hold the rest, and a read task
     # waiting for a whole CPU stalled each task's start by 6-17 s on 2 cores.
     datasets = {task_dataset_name(t.task_id): ray.data.read_parquet(
-                    t.train, ray_remote_args={"num_cpus": READ_TASK_CPUS})
+                    t.train, num_cpus=READ_TASK_CPUS)
                 for t in manifest.tasks}
     return TorchTrainer(
         train_loop_per_worker,
