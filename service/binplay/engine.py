@@ -80,7 +80,8 @@ class TaskRun:
                                if cfg.autoencoder.self_rehearsal else None)
         self.frozen_classifier = self._frozen_from(models["classifier"], snaps["classifier"])
         self.mapping = None
-        self.started = time.time()  # wall clock of the task's start, resumes included
+        # Seconds already spent on this task before a resume count towards its time.
+        self.started = time.time() - state.get("task_elapsed", 0.0)
         if "mapping" in state:
             if state.get("world_size", 1) != ctx.world_size:
                 raise StateError(f"checkpoint was taken mid-task with {state.get('world_size')} "
@@ -139,20 +140,17 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext,
         ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
                  f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
     while state["task"] < len(manifest.tasks):
-        # Seconds already spent on this task before a resume count towards its time.
-        started = time.time() - state.get("task_elapsed", 0.0)
         run = TaskRun(cfg, ctx, models, wrapped, state, manifest.tasks[state["task"]], ledger,
                       factory)
         ctx.info(f"task {run.t + 1}/{len(manifest.tasks)} starts: classes {run.shards.classes}, "
                  f"indices {run.shards.first_index}..{run.shards.last_index}, "
                  f"{len(run.index)} samples on this worker, {ctx.world_size} worker(s)")
-        run.started = started
         _train_task(run, progress)
         ledger.add(TaskRecord(run.t, run.shards.first_index, run.shards.last_index,
                               tuple(run.shards.classes)))
         state["ledger"] = ledger.to_dict()
         metrics = evaluator.after_task(run.t, models, ledger, state)
-        state["history"]["task_seconds"].append(time.time() - started)
+        state["history"]["task_seconds"].append(time.time() - run.started)
         end_task(state)
         state["models"] = {n: copy.deepcopy(m.state_dict()) for n, m in models.items()}
         ctx.save(state if ctx.is_main else None, metrics)
