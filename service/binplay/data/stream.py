@@ -147,7 +147,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         raise DataError(f"{test.origin}: test images {tuple(test.images.shape[1:])} "
                         f"differ from training images {shape}")
     # Refuse an over-capacity stream before writing any shard.
-    total = sum(len(_select(train, c, cfg.stream.train_per_class)) for c in cfg.stream.tasks)
+    train_rows = [_select(train, c, cfg.stream.train_per_class) for c in cfg.stream.tasks]
+    total = sum(len(rows) for rows in train_rows)
     cap = capacity(cfg.codes.bits_per_part)
     if total > cap:
         raise CapacityError(f"stream has {total} samples but codes.bits_per_part="
@@ -158,7 +159,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         shards = TaskShards(t, list(classes), next_index, next_index - 1)
         for split, data, per_class in (("train", train, cfg.stream.train_per_class),
                                        ("test", test, cfg.stream.test_per_class)):
-            rows = _select(data, classes, per_class)
+            rows = train_rows[t] if split == "train" else _select(data, classes, per_class)
             if len(rows) == 0:
                 raise DataError(f"{data.origin}: task {t} classes {classes} have no {split} samples")
             if split == "train":
