@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -136,3 +139,15 @@ def test_hub_schema_plain_image_column(tmp_path):
     pq.write_table(pa.table({"image": blobs, "label": labels}), path)
     data = read_image_parquet(path)
     assert torch.equal(data.images[:, 0], torch.from_numpy(images))
+
+
+def test_data_modules_do_not_import_each_other():
+    """user.py needs only the shared types; sources.py may use user.py, not the reverse."""
+    script = ("import sys, binplay.data.user; "
+              "print(sorted(m for m in sys.modules if m.startswith('binplay.data.')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['binplay.data.types',", "'binplay.data.user']"]
+    import binplay.data.sources as sources
+    import binplay.data.types as types
+
+    assert sources.DataError is types.DataError and sources.ImageSet is types.ImageSet  # re-exported

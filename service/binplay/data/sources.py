@@ -11,36 +11,20 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# DataError and ImageSet are defined in binplay.data.types; other modules import them from here.
+from binplay.data.types import DataError, ImageSet
+from binplay.data.user import read_image_parquet
 
 MIRROR_ENV = "BINPLAY_DATA_MIRROR"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_ROOT = Path(os.environ.get("BINPLAY_DOWNLOAD_ROOT", Path.home() / ".cache" / "binplay"))
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 _TV_DIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-
-
-class DataError(ValueError):
-    """Data that cannot be used: missing, corrupt, the wrong shape or an unknown label."""
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    images: torch.Tensor  # uint8 (N, C, H, W)
-    labels: torch.Tensor  # int64 (N,)
-    origin: str  # file or directory it came from, for error messages and reports
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise DataError(f"{self.origin}: images must be uint8 (N, C, H, W)")
-        if len(self.images) != len(self.labels):
-            raise DataError(
-                f"{self.origin}: {len(self.images)} images but {len(self.labels)} labels"
-            )
 
 
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
@@ -88,8 +72,6 @@ def _cifar_parquet(folder: Path, split: str) -> ImageSet | None:
     candidate = folder / f"{split}.parquet"
     if not candidate.is_file():
         return None
-    from binplay.data.user import read_image_parquet
-
     return read_image_parquet(candidate, expected_shape=SHAPES["cifar10"])
 
 

@@ -20,7 +20,8 @@ import torch
 
 from binplay.codes import CapacityError, capacity
 from binplay.config import BinPlayConfig, StreamConfig
-from binplay.data.sources import SHAPES, DataError, ImageSet, load_builtin
+from binplay.data.sources import SHAPES, load_builtin
+from binplay.data.types import DataError, ImageSet
 from binplay.data.user import read_image_folder, read_image_parquet
 
 SHAPE_KEY = b"binplay.image_shape"
