@@ -1,0 +1,206 @@
+"""Generator of the deep generative replay baseline (Shin et al. 2017, DGR), in plain PyTorch.
+
+DGR keeps a generator and replays its samples while the next task is learnt. To
+compare it with BinPlay at *equal memory*, the VAE's decoder (the only part that
+must be kept between tasks) gets the same fp32 byte budget as BinPlay's decoder:
+``build_vae`` picks the widest decoder that fits. The architecture mirrors the
+``compact`` autoencoder (two stride-2 convs / one FC + two transposed convs,
+BatchNorm and LeakyReLU) so that the comparison is about the replay scheme, not
+the network family. Images are floats in [0, 1]; the decoder ends in a sigmoid and
+is trained with Bernoulli (binary cross-entropy) likelihood.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MIN_WIDTH = 4
+
+
+def _act() -> nn.Module:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+def _quarter(shape: tuple[int, int, int]) -> int:
+    """Spatial size after two stride-2 convs; only the two dataset sizes are supported."""
+    channels, height, width = shape
+    if channels not in (1, 3) or height != width or height not in (28, 32):
+        raise ValueError(f"VAE supports (1|3, 28|32, 28|32) images, got {shape}")
+    return height // 4
+
+
+class VAEDecoder(nn.Module):
+    """z -> Linear -> (2w, q, q) -> ConvT(2w -> w) -> ConvT(w -> C) -> sigmoid."""
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int):
+        super().__init__()
+        q = _quarter(shape)
+        self.start_shape = (2 * width, q, q)
+        self.fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * q * q), _act())
+        self.deconvs = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
+            nn.BatchNorm2d(width), _act(),
+            nn.ConvTranspose2d(width, shape[0], 4, stride=2, padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(len(z), *self.start_shape)
+        return torch.sigmoid(self.deconvs(h))
+
+
+class VAEEncoder(nn.Module):
+    """x -> two stride-2 convs (w/2, w) -> Linear -> (mu, logvar)."""
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int):
+        super().__init__()
+        q = _quarter(shape)
+        half = max(1, width // 2)
+        self.convs = nn.Sequential(
+            nn.Conv2d(shape[0], half, 4, stride=2, padding=1), nn.BatchNorm2d(half), _act(),
+            nn.Conv2d(half, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), _act())
+        self.head = nn.Linear(width * q * q, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.convs(x).flatten(1)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class VAE(nn.Module):
+    """Variational autoencoder; ``decoder`` is the generator DGR keeps between tasks."""
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int = 32, width: int = 64):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.latent_dim = latent_dim
+        self.width = width
+        self.encoder = VAEEncoder(self.shape, latent_dim, width)
+        self.decoder = VAEDecoder(self.shape, latent_dim, width)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reparameterised pass; the noise comes from the global RNG (torch.manual_seed)."""
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decoder(z), mu, logvar
+
+
+def _module_bytes(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters()) * 4
+
+
+def decoder_bytes(vae: VAE) -> int:
+    """fp32 bytes of the decoder's parameters: the generative memory DGR must keep.
+
+    Counted like BinPlay's ``parameter_megabytes`` (parameters only; BatchNorm's running
+    statistics add 2 * width floats, negligible and left out on both sides).
+    """
+    return _module_bytes(vae.decoder)
+
+
+def _decoder_bytes_at(shape: tuple[int, int, int], latent_dim: int, width: int) -> int:
+    with torch.device("meta"):  # count without allocating: widths can be large
+        return _module_bytes(VAEDecoder(shape, latent_dim, width))
+
+
+def build_vae(shape: tuple[int, int, int], budget_bytes: int, latent_dim: int = 32) -> VAE:
+    """The widest VAE whose decoder fits ``budget_bytes`` (fp32): equal memory with BinPlay.
+
+    Decoder size grows strictly with the width, so the largest fitting integer width is
+    found by doubling then bisection over exact counts of the built module.
+    """
+    shape = tuple(shape)
+    _quarter(shape)
+    if _decoder_bytes_at(shape, latent_dim, MIN_WIDTH) > budget_bytes:
+        need = _decoder_bytes_at(shape, latent_dim, MIN_WIDTH)
+        raise ValueError(f"VAE decoder budget {budget_bytes} B is below the smallest decoder "
+                         f"(width {MIN_WIDTH}: {need} B) for shape {shape}")
+    lo, hi = MIN_WIDTH, 2 * MIN_WIDTH  # invariant: lo fits
+    while _decoder_bytes_at(shape, latent_dim, hi) <= budget_bytes:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:  # lo fits, hi does not
+        mid = (lo + hi) // 2
+        if _decoder_bytes_at(shape, latent_dim, mid) <= budget_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return VAE(shape, latent_dim, lo)
+
+
+def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+             logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Negative ELBO per sample: Bernoulli BCE summed over pixels + KL(q(z|x) || N(0, I)).
+
+    Both terms are summed within a sample and averaged over the batch, so their balance
+    does not depend on the image or batch size. Returns (loss, recon_term, kl_term).
+    """
+    n = len(x)
+    recon_term = F.binary_cross_entropy(recon, x, reduction="sum") / n
+    kl_term = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
+    return recon_term + kl_term, recon_term, kl_term
+
+
+@torch.no_grad()
+def sample(vae: VAE, n: int, generator: torch.Generator,
+           device: torch.device | str = "cpu") -> torch.Tensor:
+    """n images in [0, 1] decoded from z ~ N(0, I).
+
+    z is drawn on the CPU from ``generator`` and then moved, so samples are the same on
+    every device for a seed. Decoding runs in eval mode (BatchNorm running statistics,
+    no batch coupling) and the caller's train/eval mode is restored.
+    """
+    z = torch.randn(n, vae.latent_dim, generator=generator).to(device)
+    was_training = vae.training
+    vae.eval()
+    try:
+        return vae.decode(z)
+    finally:
+        vae.train(was_training)
+
+
+def frozen_copy(vae: VAE) -> VAE:
+    """The generator of past tasks (DGR's previous scholar): a detached, eval-mode deep copy."""
+    frozen = copy.deepcopy(vae).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    return frozen
+
+
+def vae_epoch(vae: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, frozen: VAE | None,
+              past_share: float, generator: torch.Generator, steps: int,
+              batch: int) -> dict[str, float]:
+    """One epoch of self-rehearsing VAE training (DGR's generator update).
+
+    Each batch holds ``round(batch * past_share)`` samples of ``frozen`` (the generator
+    from before the task) when given, and current rows of ``images`` visited in a random
+    permutation from ``generator``; the VAE learns both, so it keeps generating the past.
+    Returns the mean loss, reconstruction and KL terms over the steps.
+    """
+    device = images.device
+    n_past = round(batch * past_share) if frozen is not None and past_share > 0 else 0
+    n_past = min(batch, n_past)
+    n_cur = min(batch - n_past, len(images))  # a batch never holds one row twice
+    order = torch.randperm(len(images), generator=generator)
+    vae.train()
+    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    for step in range(steps):
+        parts = []
+        if n_cur:
+            rows = order[(torch.arange(n_cur) + step * n_cur) % len(order)]
+            parts.append(images[rows.to(device)])
+        if n_past:
+            parts.append(sample(frozen, n_past, generator, device))
+        x = torch.cat(parts)
+        recon, mu, logvar = vae(x)
+        loss, recon_term, kl_term = vae_loss(recon, x, mu, logvar)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        totals["loss"] += float(loss.detach())
+        totals["recon"] += float(recon_term.detach())
+        totals["kl"] += float(kl_term.detach())
+    return {k: v / max(1, steps) for k, v in totals.items()}
