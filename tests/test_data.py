@@ -151,3 +151,29 @@ def test_data_modules_do_not_import_each_other():
     import binplay.data.types as types
 
     assert sources.DataError is types.DataError and sources.ImageSet is types.ImageSet  # re-exported
+
+
+@pytest.mark.parametrize("value", ["http://datasets.internal.example/binplay", "s3://bucket/data",
+                                   "file:///mnt/data"])
+def test_mirror_must_be_a_directory_not_a_uri(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("BINPLAY_DATA_MIRROR", value)
+    with pytest.raises(DataError) as err:
+        load_builtin("mnist", "train", str(tmp_path), allow_download=False)
+    message = str(err.value)
+    assert "\n" not in message and "BINPLAY_DATA_MIRROR" in message
+    assert "must be a local or mounted directory" in message
+    assert "internal.example" not in message and "bucket" not in message  # no URL (or secret) echoed
+
+
+def test_mirror_directory_is_used(tmp_path, monkeypatch):
+    images, labels = synthetic_images(2, [0, 1], seed=0)
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        header = bytes([0, 0, 8, 3]) + np.array(images.shape, dtype=">u4").tobytes()
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+        header = bytes([0, 0, 8, 1]) + np.array([len(labels)], dtype=">u4").tobytes()
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(header + labels.astype(np.uint8).tobytes())
+    monkeypatch.setenv("BINPLAY_DATA_MIRROR", str(tmp_path))
+    data = load_builtin("mnist", "test", allow_download=False)
+    assert data.origin == str(raw) and torch.equal(data.images[:, 0], torch.from_numpy(images))

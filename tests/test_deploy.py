@@ -345,6 +345,29 @@ def test_rayjob_entrypoint_config_exists():
         assert (REPO / config).is_file(), f"{path.name}: entrypoint config {config} does not exist"
 
 
+def _mirror_values(text: str) -> list[str]:
+    """Every BINPLAY_DATA_MIRROR value a manifest shows, commented examples included."""
+    env = re.findall(r"name:\s*BINPLAY_DATA_MIRROR\s*\n\s*#?\s*value:\s*(\S+)", text)
+    runtime_env = re.findall(r"^\s*#?\s*BINPLAY_DATA_MIRROR:\s*(\S+)", text, flags=re.MULTILINE)
+    return env + runtime_env
+
+
+def test_data_mirror_is_a_mounted_directory():
+    """The code reads BINPLAY_DATA_MIRROR as a directory (a URL is refused): so must the examples."""
+    for path in _ray_manifests():
+        text = path.read_text()
+        values = _mirror_values(text)
+        assert values, f"{path.name}: shows no BINPLAY_DATA_MIRROR example"
+        for value in values:
+            assert "://" not in value, f"{path.name}: BINPLAY_DATA_MIRROR={value} is a URL"
+            assert value.startswith(PVC_MOUNT + "/"), (
+                f"{path.name}: BINPLAY_DATA_MIRROR={value} is not under the volume mounted at {PVC_MOUNT}"
+            )
+    assert _mirror_values("# - name: BINPLAY_DATA_MIRROR\n#   value: http://x/y") == ["http://x/y"]
+    for doc in (REPO / "docs" / "CLUSTER.md", REPO / "README.md"):
+        assert not re.search(r"BINPLAY_DATA_MIRROR\s*[=:]\s*\S*://", doc.read_text()), doc.name
+
+
 # ----------------------------------------------------------------------------- docker
 
 

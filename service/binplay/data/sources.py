@@ -1,15 +1,17 @@
 """Where images come from: built-in datasets (MNIST, Fashion-MNIST, CIFAR-10) and user data.
 
-Sources are tried in a fixed order: an explicit ``data_root``, the mirror named by
-``BINPLAY_DATA_MIRROR``, Debian's Fashion-MNIST package, then torchvision's download
-(what real users with internet get). When none works, one line lists what was tried.
-Everything returns uint8 images (N, C, H, W) and int64 labels, validated.
+Sources are tried in a fixed order: an explicit ``data_root``, the mirror directory
+named by ``BINPLAY_DATA_MIRROR`` (a local or mounted path; a URL is refused), Debian's
+Fashion-MNIST package, then torchvision's download (what real users with internet get).
+When none works, one line lists what was tried. Everything returns uint8 images
+(N, C, H, W) and int64 labels, validated.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -25,6 +27,7 @@ DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_ROOT = Path(os.environ.get("BINPLAY_DOWNLOAD_ROOT", Path.home() / ".cache" / "binplay"))
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 _TV_DIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _read_idx(path: Path, expected_dims: int) -> np.ndarray:
@@ -101,6 +104,18 @@ def _torchvision_download(name: str, split: str) -> ImageSet:
                     str(DOWNLOAD_ROOT))
 
 
+def mirror_root() -> Path | None:
+    """The directory named by BINPLAY_DATA_MIRROR, if set: a local or mounted path, never a URL."""
+    value = os.environ.get(MIRROR_ENV, "").strip()
+    if not value:
+        return None
+    uri = _URI.match(value)
+    if uri:  # only the scheme is echoed: a URL may carry credentials
+        raise DataError(f"{MIRROR_ENV} is a {uri.group(0)} URI; it must be a local or mounted "
+                        f"directory (e.g. a volume mounted at /mnt/binplay/data)")
+    return Path(value)
+
+
 def load_builtin(name: str, split: str, data_root: str | None = None,
                  allow_download: bool = True) -> ImageSet:
     """Load a built-in dataset split from the first source that has it."""
@@ -109,8 +124,9 @@ def load_builtin(name: str, split: str, data_root: str | None = None,
     roots: list[tuple[str, Path]] = []
     if data_root:
         roots.append(("data_root", Path(data_root)))
-    if os.environ.get(MIRROR_ENV):
-        roots.append((MIRROR_ENV, Path(os.environ[MIRROR_ENV])))
+    mirror = mirror_root()
+    if mirror is not None:
+        roots.append((MIRROR_ENV, mirror))
     if name == "fashion_mnist":
         roots.append(("debian", DEBIAN_FMNIST))
     tried = []
