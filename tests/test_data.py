@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -7,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+import binplay.data.stream as stream_module
 from binplay.config import load_config
 from binplay.data.sources import DEBIAN_FMNIST, DataError, load_builtin
 from binplay.data.stream import build_stream, read_shards, write_shard
@@ -177,3 +179,84 @@ def test_mirror_directory_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("BINPLAY_DATA_MIRROR", str(tmp_path))
     data = load_builtin("mnist", "test", allow_download=False)
     assert data.origin == str(raw) and torch.equal(data.images[:, 0], torch.from_numpy(images))
+
+
+def _counting_loads(monkeypatch) -> list[str]:
+    """Record every dataset read by build_stream: a reused stream reads none."""
+    calls: list[str] = []
+    original = stream_module.load_split
+
+    def load_split(cfg, split):
+        calls.append(split)
+        return original(cfg, split)
+
+    monkeypatch.setattr(stream_module, "load_split", load_split)
+    return calls
+
+
+def _user_stream_config(data, per_class):
+    return load_config(None, ["stream.dataset=parquet", f"stream.path={data['train']}",
+                              f"stream.test_path={data['test']}", "stream.tasks=[[0,1],[2,3]]",
+                              f"stream.train_per_class={per_class}", "stream.test_per_class=4"])
+
+
+def test_complete_stream_is_reused(synthetic_data, tmp_path, monkeypatch):
+    cfg = _user_stream_config(synthetic_data, 10)
+    first = build_stream(cfg, tmp_path)
+    calls = _counting_loads(monkeypatch)
+    again = build_stream(cfg, tmp_path)
+    assert calls == [] and again == first
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_crash_before_the_stamp_is_rebuilt(synthetic_data, tmp_path, monkeypatch):
+    """A rebuild for another config crashes after its manifest, before its stamp."""
+    small, large = _user_stream_config(synthetic_data, 10), _user_stream_config(synthetic_data, 20)
+    build_stream(small, tmp_path)
+    real_write = stream_module._write_atomic
+
+    def crash_at_stamp(path, text):
+        if path.name == stream_module.STAMP:
+            raise KeyboardInterrupt("killed between manifest and stamp")
+        real_write(path, text)
+
+    monkeypatch.setattr(stream_module, "_write_atomic", crash_at_stamp)
+    with pytest.raises(KeyboardInterrupt):
+        build_stream(large, tmp_path)
+    monkeypatch.setattr(stream_module, "_write_atomic", real_write)
+    assert (tmp_path / "stream.json").is_file() and not (tmp_path / "stream.config.json").exists()
+    for cfg, size in ((small, 20), (large, 40)):  # neither config may take the half-built stream
+        calls = _counting_loads(monkeypatch)
+        manifest = build_stream(cfg, tmp_path)
+        assert calls == ["train", "test"], "an unstamped stream was reused"
+        assert [t.size for t in manifest.tasks] == [size, size]
+        assert len(read_shards(manifest.tasks[1].train)[0]) == size
+
+
+def test_stale_stamp_is_rebuilt(synthetic_data, tmp_path, monkeypatch):
+    """The stamp of one config next to the manifest of another: rebuilt, not reused."""
+    small, large = _user_stream_config(synthetic_data, 10), _user_stream_config(synthetic_data, 20)
+    build_stream(small, tmp_path / "small")
+    build_stream(large, tmp_path / "large")
+    stale = tmp_path / "small" / "stream.config.json"
+    stale.write_text((tmp_path / "large" / "stream.config.json").read_text())  # old stamp, new config
+    for cfg, size in ((small, 20), (large, 40)):
+        calls = _counting_loads(monkeypatch)
+        manifest = build_stream(cfg, tmp_path / "small")
+        assert calls == ["train", "test"], "a stream with a stale stamp was reused"
+        assert [t.size for t in manifest.tasks] == [size, size]
+    # What the unstamped writes used to leave after a crash: the large manifest, and the
+    # stamp (config only) of the small stream that was there before.
+    stale.write_text(small.stream.model_dump_json())
+    calls = _counting_loads(monkeypatch)
+    manifest = build_stream(small, tmp_path / "small")
+    assert calls == ["train", "test"] and [t.size for t in manifest.tasks] == [20, 20]
+
+
+def test_missing_shard_is_rebuilt(synthetic_data, tmp_path, monkeypatch):
+    cfg = _user_stream_config(synthetic_data, 10)
+    manifest = build_stream(cfg, tmp_path)
+    Path(manifest.tasks[1].test[0]).unlink()
+    calls = _counting_loads(monkeypatch)
+    build_stream(cfg, tmp_path)
+    assert calls == ["train", "test"] and Path(manifest.tasks[1].test[0]).is_file()

@@ -9,6 +9,7 @@ metadata, so reading back is lossless and checked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from binplay.data.user import read_image_folder, read_image_parquet
 
 SHAPE_KEY = b"binplay.image_shape"
 MANIFEST = "stream.json"
+STAMP = "stream.config.json"  # written last: the stream config and the manifest's hash
 
 
 @dataclass
@@ -133,13 +135,44 @@ def read_shards(paths: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return tuple(torch.cat(t) for t in zip(*parts))  # type: ignore[return-value]
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    """Write aside, then rename: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _stamp(cfg: BinPlayConfig, manifest_text: str) -> str:
+    return json.dumps({"stream": cfg.stream.model_dump(mode="json"),
+                       "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()})
+
+
+def _reusable(cfg: BinPlayConfig, directory: Path) -> StreamManifest | None:
+    """The stream already under ``directory``, if it is complete and of this config.
+
+    Complete means the stamp, written last, names this stream config and the hash of
+    the manifest beside it, and every shard it lists exists; anything else (no stamp,
+    a stamp of another config or of another manifest, unreadable files) is rebuilt.
+    """
+    try:
+        text = (directory / MANIFEST).read_text()
+        if (directory / STAMP).read_text() != _stamp(cfg, text):
+            return None
+        manifest = StreamManifest.from_json(text)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    shards = [p for task in manifest.tasks for p in task.train + task.test]
+    return manifest if all(Path(p).is_file() for p in shards) else None
+
+
 def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
     """Write (or reuse) the stream's shards under ``directory``; returns the manifest."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST
-    stamp = cfg.stream.model_dump_json()
-    if manifest_path.is_file() and (directory / "stream.config.json").read_text() == stamp:
-        return StreamManifest.from_json(manifest_path.read_text())
+    reused = _reusable(cfg, directory)
+    if reused is not None:
+        return reused
+    # From here on the directory is not a valid stream until the new stamp is written.
+    (directory / STAMP).unlink(missing_ok=True)
     train, test = load_split(cfg.stream, "train"), load_split(cfg.stream, "test")
     for data in (train, test):
         _check_labels(data, cfg.stream)
@@ -177,6 +210,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
                 getattr(shards, split).append(str(path))
         tasks.append(shards)
     manifest = StreamManifest(shape, cfg.stream.num_classes, tasks)  # type: ignore[arg-type]
-    manifest_path.write_text(manifest.to_json())
-    (directory / "stream.config.json").write_text(stamp)
+    text = manifest.to_json()
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(directory / MANIFEST, text)
+    _write_atomic(directory / STAMP, _stamp(cfg, text))  # last: the stream is now complete
     return manifest
