@@ -51,10 +51,6 @@ def psnr(mse: float, peak: float = 1.0) -> float:
     return 10.0 * math.log10(peak * peak / mse)
 
 
-def megabytes(num_floats: int, bytes_per_value: int = 4) -> float:
-    return num_floats * bytes_per_value / 2**20
-
-
 def equal_memory_buffer(decoder_mb: float, image_shape: Sequence[int]) -> int:
     """How many raw uint8 images a replay buffer of the decoder's size could hold."""
     per_image = 1
