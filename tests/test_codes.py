@@ -2,6 +2,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,13 @@ def test_lemma1_bounds(p):
     for m in range(4, 33):
         value = prime_multiplier(p, m)
         assert 2**m < value * p and value < 2**m, (p, m)  # 2**m / p < p**e < 2**m
-        assert value % p == 0 or value == 1
+        rest = value
+        while rest % p == 0:
+            rest //= p
+        assert rest == 1, (p, m, value)  # a power of p, hence odd
+        if m <= 16:  # Lemma 1, point 2: i -> i * p**e mod 2**m is a bijection of 1..2**m
+            residues = np.arange(1, 2**m + 1, dtype=np.uint64) * np.uint64(value) % np.uint64(2**m)
+            assert len(np.unique(residues)) == 2**m, (p, m)
 
 
 def test_multiplier_matches_formula_where_floats_are_exact():
