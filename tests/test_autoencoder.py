@@ -1,4 +1,4 @@
-"""The decoder phase's mix of past and current samples (ALGORITHM.md 2.4)."""
+"""The decoder phase's mix of past and current samples (docs/ALGORITHM.md, "Decoder self-rehearsal")."""
 
 import pytest
 import torch

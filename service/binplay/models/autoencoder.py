@@ -67,7 +67,8 @@ def paper_autoencoder(shape: tuple[int, int, int], latent_dim: int) -> tuple[Enc
     size = _spatial(shape)
     encoder = Encoder(_conv_stack([channels, 32, 64, 128], 3), 2048, latent_dim)
     if size == 28:
-        # 800 -> (32, 5, 5) -> 7 -> 14 -> 27 -> 28, i.e. 192 channels at 27x27 (ALGORITHM.md 6).
+        # 800 -> (32, 5, 5) -> 7 -> 14 -> 27 -> 28, i.e. 192 channels at 27x27
+        # (docs/ALGORITHM.md, "Model sizes and compute").
         fc = nn.Sequential(nn.Linear(latent_dim, 800), _act(), nn.Linear(800, 800), _act())
         deconvs = nn.Sequential(*_deconv(32, 32, 3, 2, 2), *_deconv(32, 128, 3, 2, 1, 1),
                                 *_deconv(128, 192, 3, 2, 1), *_deconv(192, channels, 4, 1, 1, last=True))

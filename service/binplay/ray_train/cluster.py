@@ -2,7 +2,7 @@
 
 The embedded instance keeps its dashboard on: without the dashboard's state API,
 Ray Train's placement-group cleaner cannot see a dead controller and leaks its
-resources (RAY-NOTES.md). Start-up is timed because it is paid on every job.
+resources (docs/RAY-NOTES.md, "Dashboard"). Start-up is timed because it is paid on every job.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One task of the binary latent autoencoder (ALGORITHM.md 2), as epoch functions.
+"""One task of the binary latent autoencoder (docs/ALGORITHM.md, "Autoencoder"), as epoch functions.
 
 Encoder phase (warm-up, then greedy assignment): encoder + decoder learn to
 reconstruct the current images; with assignment on, ``||z - c||^2`` pulls each

@@ -1,4 +1,4 @@
-"""One task of the base network (ALGORITHM.md 3): current samples + soft-target replay.
+"""One task of the base network (docs/ALGORITHM.md, "Classifier"): current samples + soft-target replay.
 
 Current samples come in as the autoencoder reproduces them (their decoded codes),
 so that the classifier cannot tell new from old by sharpness. Past samples are
