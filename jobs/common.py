@@ -6,12 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from binplay.codes import CapacityError
-from binplay.config import BinPlayConfig, ConfigError, load_config
-from binplay.data.sources import DataError
-from binplay.state import StateError
-
-EXPECTED = (ConfigError, DataError, StateError, CapacityError)
+from binplay.config import BinPlayConfig, load_config
+from binplay.errors import DOMAIN_ERRORS, TrainingFailed
 
 
 def parser_with_config(doc: str | None) -> argparse.ArgumentParser:
@@ -24,12 +20,16 @@ def parser_with_config(doc: str | None) -> argparse.ArgumentParser:
 
 
 def run_guarded(body: Callable[[], None]) -> int:
-    """Run a job body; expected failures become one line on stderr and exit code 2."""
+    """Run a job body; bad input becomes one line on stderr and exit code 2, a training
+    failure one line and exit code 1."""
     try:
         body()
-    except EXPECTED as exc:
+    except DOMAIN_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

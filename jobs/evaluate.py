@@ -30,35 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         import tempfile
 
-        from binplay.config import ConfigError, load_config
-        from binplay.data.stream import build_stream, read_shards
         from binplay.inference import SavedRun
-        from binplay.train.classifier import accuracy, class_mask
 
         run = SavedRun(args.checkpoint)
-        if any(not item.startswith("stream.") for item in args.set):
-            raise ConfigError("--set: evaluate only overrides stream.* fields")
-        base = run.cfg.model_dump(mode="json")
         with tempfile.TemporaryDirectory() as tmp:
-            cfg_file = Path(tmp) / "config.json"
-            cfg_file.write_text(json.dumps(base))
-            cfg = load_config(cfg_file, args.set)
-            manifest = build_stream(cfg, Path(tmp) / "stream")
-            seen = class_mask(run.ledger.classes, run.state["num_classes"])
-            rows = {}
-            for rec in run.ledger.tasks:
-                _, images, labels = read_shards(manifest.tasks[rec.task_id].test)
-                rows[rec.task_id] = accuracy(run.models["classifier"], images.float() / 255,
-                                             labels, seen)
-        average = sum(rows.values()) / len(rows)
-        result = {"checkpoint": str(run.path), "accuracy_per_task": rows,
-                  "average_accuracy": average, "tasks_learnt": len(rows)}
+            result = run.evaluate(args.set, tmp)
         out = Path(args.output) if args.output else run.path.parent
         out.mkdir(parents=True, exist_ok=True)
         (out / "evaluation.json").write_text(json.dumps(result, indent=1))
-        per_task = " ".join(f"{a:.1f}" for a in rows.values())
-        print(f"accuracy per task: {per_task} | average {average:.2f}% over {len(rows)} tasks "
-              f"-> {out / 'evaluation.json'}")
+        per_task = " ".join(f"{a:.1f}" for a in result["accuracy_per_task"].values())
+        print(f"accuracy per task: {per_task} | average {result['average_accuracy']:.2f}% over "
+              f"{result['tasks_learnt']} tasks -> {out / 'evaluation.json'}")
 
     return run_guarded(body)
 

@@ -21,18 +21,21 @@ from jobs.common import job_main, parser_with_config
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_with_config(__doc__)
-    parser.add_argument("--output", help="local directory for the report and stream "
-                        "(default: <run.storage_path>/<name>)")
+    parser.add_argument("--output", help="where the run lives: checkpoints, stream and report "
+                        "(default: <run.storage_path>/<name>); the same place resumes, a new "
+                        "place starts a new run")
     parser.add_argument("--dry-run", action="store_true", help="validate, print config, exit")
 
     def body(cfg, args) -> None:
+        from binplay.storage import RunFiles, place_run
+
+        if args.output:
+            cfg = place_run(cfg, args.output)
         if args.dry_run:
             print(cfg.model_dump_json(indent=2))
             print(f"config OK (fingerprint {cfg.fingerprint()})")
             return
-        from binplay.storage import RunFiles
-
-        files = RunFiles(cfg, args.output)
+        files = RunFiles(cfg)
         if cfg.ray.num_workers == 0:
             from binplay.runner import train_in_process
 

@@ -42,8 +42,9 @@ def test_decoder_batches_follow_the_configured_share(share, expected_past):
     ledger = Ledger()
     ledger.add(TaskRecord(0, 1, 200, (0, 1)))
     decoder, frozen = CountingDecoder(), CountingDecoder()
-    ae.decoder_epoch(decoder, torch.optim.SGD(decoder.parameters(), 0.01), task, torch.arange(50),
-                     cfg, CODES, ledger, frozen, torch.Generator().manual_seed(0), steps=40, batch=100)
+    ae.decoder_epoch(decoder, opt=torch.optim.SGD(decoder.parameters(), 0.01), task=task,
+                     mapping=torch.arange(50), cfg=cfg, codes_cfg=CODES, ledger=ledger, frozen=frozen,
+                     gen=torch.Generator().manual_seed(0), steps=40, batch=100)
     observed = decoder.past / (decoder.past + decoder.current)
     assert observed == pytest.approx(expected_past, abs=0.03)
 

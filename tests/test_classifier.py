@@ -4,6 +4,7 @@ import torch
 
 from binplay.config import ClassifierConfig
 from binplay.models.classifier import LeNet
+from binplay.strategies.base import soft_target_batches
 from binplay.train.classifier import (
     class_mask,
     classifier_epoch,
@@ -12,14 +13,6 @@ from binplay.train.classifier import (
     replay_loss,
     soft_targets,
 )
-
-
-class FixedReplay:
-    def __init__(self, images):
-        self.images = images
-
-    def sample(self, n, generator):
-        return torch.arange(n), self.images[:n]
 
 
 def test_soft_targets_come_from_the_frozen_copy():
@@ -31,9 +24,10 @@ def test_soft_targets_come_from_the_frozen_copy():
     before = soft_targets(frozen, images, old)
     cfg = ClassifierConfig(batch_size=8, epochs=1)
     opt = torch.optim.SGD(live.parameters(), lr=0.5)
-    classifier_epoch(live, opt, torch.rand(8, 1, 28, 28), torch.tensor([2, 3] * 4), cfg,
-                     class_mask([0, 1, 2, 3], 4), old, frozen, FixedReplay(images), 8,
-                     torch.Generator().manual_seed(0), steps=3, batch=8)
+    past = soft_target_batches(lambda n, gen: images[:n], frozen, old, hard=False)
+    classifier_epoch(live, opt=opt, inputs=torch.rand(8, 1, 28, 28), labels=torch.tensor([2, 3] * 4),
+                     cfg=cfg, seen=class_mask([0, 1, 2, 3], 4), past=past, n_past=8,
+                     gen=torch.Generator().manual_seed(0), steps=3, batch=8)
     after = soft_targets(frozen, images, old)
     assert torch.equal(before, after)  # training the live model left the targets alone
     live.eval()

@@ -102,7 +102,8 @@ class AutoencoderConfig(_Strict):
     decoder_epochs: int = Field(20, ge=0)
     decoder_samples_per_epoch: int | None = Field(
         None, gt=0,
-        description="draws per decoder epoch; None = current task size (cost stays flat in N)",
+        description="draws per decoder epoch; None = twice the current task size (cost stays "
+                    "flat in N)",
     )
     decoder_current_share: float | None = Field(
         None, gt=0, le=1,
@@ -137,6 +138,39 @@ class ClassifierConfig(_Strict):
     )
 
 
+StrategyName = Literal["binplay", "finetune", "joint", "er", "dgr"]
+MemoryBudget = float | Literal["auto"]
+
+
+def _check_budget(v: MemoryBudget) -> MemoryBudget:
+    if v != "auto" and v <= 0:
+        raise ValueError("must be > 0 or 'auto'")
+    return v
+
+
+class ErConfig(_Strict):
+    """Experience replay: a class-balanced buffer of raw uint8 images (and their labels)."""
+
+    memory_mb: MemoryBudget = Field(
+        "auto", description="buffer bytes (images + one byte per label); auto = the fp32 bytes of "
+        "BinPlay's decoder for this config, so the two compare at equal memory")
+    _budget = field_validator("memory_mb")(_check_budget)
+
+
+class DgrConfig(_Strict):
+    """Deep generative replay (Shin et al. 2017): a VAE with self-rehearsal, soft targets."""
+
+    memory_mb: MemoryBudget = Field(
+        "auto", description="fp32 bytes of the VAE decoder (the generator kept for replay); "
+        "auto = BinPlay's decoder bytes for this config")
+    latent_dim: int = Field(32, gt=0)
+    epochs: int = Field(10, ge=0, description="VAE epochs per task")
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0)
+
+    _budget = field_validator("memory_mb")(_check_budget)
+
+
 class RayConfig(_Strict):
     num_workers: int = Field(1, ge=0, description="0 runs in-process without Ray")
     use_gpu: bool = False
@@ -153,21 +187,35 @@ class RunConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, gt=0, description="torch threads per process")
     fidelity_samples: int = Field(256, gt=0)
+    keep_checkpoints: int | None = Field(
+        2, ge=1, description="Ray Train checkpoints kept (the latest ones; the newest is never "
+        "deleted, so resume and the jobs always find it); null keeps every one")
 
 
 class BinPlayConfig(_Strict):
     name: str = Field("binplay", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
+    strategy: StrategyName = Field(
+        "binplay", description="binplay, or a baseline: finetune (lower bound), joint (upper "
+        "bound; stores all data), er (raw replay buffer), dgr (VAE generative replay)")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     codes: CodesConfig = Field(default_factory=CodesConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    er: ErConfig = Field(default_factory=ErConfig)
+    dgr: DgrConfig = Field(default_factory=DgrConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the math; a checkpoint resumes only under the same."""
-        parts = self.model_dump(mode="json", exclude={"ray", "run"})
+        """Hash of everything that changes the math; a checkpoint resumes only under the same.
+
+        ``ray`` and ``run`` are left out: where and on how many workers a run trains does not
+        change what it computes between task boundaries; a change of worker count mid-task is
+        refused separately (``state.check_resume_workers``). ``name`` is the run's place, not
+        its math.
+        """
+        parts = self.model_dump(mode="json", exclude={"ray", "run", "name"})
         blob = json.dumps(parts, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -191,6 +239,21 @@ def _one_line(err: ValidationError, source: str) -> str:
     return f"{source}: {where}: {first['msg']}{extra}"
 
 
+def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                     source: str = "config") -> BinPlayConfig:
+    """Apply ``a.b=value`` overrides to a config tree (e.g. a saved run's) and validate it."""
+    tree = json.loads(json.dumps(tree))  # a private copy: overrides never touch the caller's
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), raw)
+    try:
+        return BinPlayConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> BinPlayConfig:
     """Read a YAML file (or defaults when None), apply ``a.b=value`` overrides, validate."""
     source = str(path) if path else "defaults"
@@ -208,12 +271,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             raise ConfigError(f"{source}: malformed YAML{line}") from None
         if not isinstance(tree, dict):
             raise ConfigError(f"{source}: top level must be a mapping of sections")
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item}: expected key.path=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), raw)
-    try:
-        return BinPlayConfig.model_validate(tree)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source)) from None
+    return config_from_dict(tree, overrides, source)

@@ -2,7 +2,9 @@
 
 Runs on rank 0. Fidelity compares d(c(i)) with the image that was assigned code
 c(i); that image is read back from the dataset through the task's probe, for the
-measurement only (training never sees it again).
+measurement only (training never sees it again). The sample grids set the first
+probes of every task beside the originals they stand for, with their classes.
+Fidelity and grids exist for BinPlay (the only strategy whose samples have indices).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, read_shards
 from binplay.ledger import Ledger
 from binplay.replay import decode_indices
-from binplay.state import derived_seed
 from binplay.train.classifier import accuracy, class_mask
 
 GRID_PER_TASK = 8
@@ -28,7 +29,7 @@ class Evaluator:
     def __init__(self, cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext):
         self.cfg, self.manifest, self.ctx = cfg, manifest, ctx
         self._test: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._originals: dict[int, torch.Tensor] = {}
+        self._originals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def test_set(self, task_id: int) -> tuple[torch.Tensor, torch.Tensor]:
         if task_id not in self._test:
@@ -36,11 +37,12 @@ class Evaluator:
             self._test[task_id] = (images.float() / 255.0, labels)
         return self._test[task_id]
 
-    def originals(self, task_id: int, stream_index: list[int]) -> torch.Tensor:
+    def originals(self, task_id: int, stream_index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The probed samples of a task, read back from its shards: (images in [0, 1], labels)."""
         if task_id not in self._originals:
-            index, images, _ = read_shards(self.manifest.tasks[task_id].train)
+            index, images, labels = read_shards(self.manifest.tasks[task_id].train)
             pos = torch.searchsorted(index, torch.tensor(stream_index))
-            self._originals[task_id] = images[pos].float() / 255.0
+            self._originals[task_id] = images[pos].float() / 255.0, labels[pos]
         return self._originals[task_id]
 
     @torch.no_grad()
@@ -54,37 +56,51 @@ class Evaluator:
         for j in range(t + 1):
             images, labels = self.test_set(j)
             row.append(accuracy(models["classifier"], images.to(device), labels.to(device), seen))
-        psnrs, mses = [], []
-        for j in range(t + 1):
-            probe = state["probes"].get(j)
-            if not probe:
-                psnrs.append(None)
-                mses.append(None)
-                continue
-            decoded = decode_indices(models["decoder"], torch.tensor(probe["code_index"]), ledger,
-                                     self.cfg.codes, device).cpu()
-            mse = float(((decoded - self.originals(j, probe["stream_index"])) ** 2).mean())
-            mses.append(mse)
-            psnrs.append(metrics.psnr(mse))
         history = state["history"]
         history["accuracy"].append(row)
+        psnrs: list[float | None] = [None] * (t + 1)
+        if "decoder" in models:
+            psnrs = self.fidelity(models["decoder"], ledger, state)
+            history["grids"].append(self.grid(models["decoder"], ledger, state))
         history["fidelity_psnr"].append(psnrs)
-        history["fidelity_mse"].append(mses)
-        history["grids"].append(self.grid(models["decoder"], ledger))
-        history["losses"].append(state.get("phase_metrics", []))
+        history["fidelity_mse"].append([None if p is None else 10 ** (-p / 10) for p in psnrs])
         acc_text = " ".join(f"{a:5.1f}" for a in row)
         psnr_text = " ".join("  -  " if p is None else f"{p:5.1f}" for p in psnrs)
         self.ctx.info(f"task {t + 1}/{len(self.manifest.tasks)} done | accuracy per task: "
-                      f"{acc_text} | average {sum(row) / len(row):.2f}% | PSNR dB: {psnr_text}")
+                      f"{acc_text} | average {sum(row) / len(row):.2f}%"
+                      + (f" | PSNR dB: {psnr_text}" if "decoder" in models else ""))
         return {"task": t, "average_accuracy": sum(row) / len(row), "accuracy_row": row,
                 "fidelity_psnr_row": psnrs}
 
-    def grid(self, decoder: nn.Module, ledger: Ledger) -> torch.Tensor:
-        """uint8 (tasks, GRID_PER_TASK, C, H, W): fixed indices of every task, regenerated."""
-        rows = []
+    def _decode_probe(self, decoder: nn.Module, ledger: Ledger, code_index: list[int]) -> torch.Tensor:
+        return decode_indices(decoder, torch.tensor(code_index), ledger, self.cfg.codes,
+                              self.ctx.device).cpu()
+
+    def fidelity(self, decoder: nn.Module, ledger: Ledger,
+                 state: dict[str, Any]) -> list[float | None]:
+        """PSNR (dB) of every learnt task's probe: d(c(i)) against the image given c(i)."""
+        psnrs: list[float | None] = []
         for rec in ledger.tasks:
-            gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, "grid", rec.task_id))
-            idx = ledger.sample_indices(GRID_PER_TASK, gen, task_id=rec.task_id)
-            img = decode_indices(decoder, idx, ledger, self.cfg.codes, self.ctx.device).cpu()
-            rows.append((img * 255).round().to(torch.uint8))
-        return torch.stack(rows)
+            probe = state["probes"].get(rec.task_id)
+            if not probe:
+                psnrs.append(None)
+                continue
+            decoded = self._decode_probe(decoder, ledger, probe["code_index"])
+            original, _ = self.originals(rec.task_id, probe["stream_index"])
+            psnrs.append(metrics.psnr(float(((decoded - original) ** 2).mean())))
+        return psnrs
+
+    def grid(self, decoder: nn.Module, ledger: Ledger, state: dict[str, Any]) -> dict[str, Any]:
+        """The first probes of every task: regenerated and original (uint8), and their classes."""
+        regenerated, original, labels = [], [], []
+        for rec in ledger.tasks:
+            probe = state["probes"].get(rec.task_id)
+            if not probe:
+                continue
+            k = min(GRID_PER_TASK, len(probe["code_index"]))
+            images, classes = self.originals(rec.task_id, probe["stream_index"])
+            decoded = self._decode_probe(decoder, ledger, probe["code_index"][:k])
+            regenerated.append((decoded * 255).round().to(torch.uint8))
+            original.append((images[:k] * 255).round().to(torch.uint8))
+            labels.append([rec.task_id, classes[:k].tolist()])
+        return {"regenerated": regenerated, "original": original, "labels": labels}

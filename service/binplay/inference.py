@@ -13,13 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from binplay.config import BinPlayConfig
-from binplay.data.stream import StreamManifest
-from binplay.engine import build_models
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.ledger import Ledger
+from binplay.models.build import build_models
 from binplay.replay import decode_indices
 from binplay.state import STATE_FILE, StateError, load_state
-from binplay.train.classifier import class_mask, masked_logits
+from binplay.train.classifier import accuracy, class_mask, masked_logits
 
 
 def resolve_state_path(path: str | Path) -> Path:
@@ -45,9 +44,8 @@ class SavedRun:
         self.cfg = BinPlayConfig.model_validate(state["config"])
         self.state = state
         self.ledger = Ledger.from_dict(state["ledger"])
-        shape = tuple(state["image_shape"])
-        manifest = StreamManifest(shape, state["num_classes"], [])  # type: ignore[arg-type]
-        self.models: dict[str, nn.Module] = build_models(self.cfg, manifest)
+        self.models: dict[str, nn.Module] = build_models(self.cfg, tuple(state["image_shape"]),
+                                                         state["num_classes"])
         for name, module in self.models.items():
             module.load_state_dict(state["models"][name])
             module.to(device).eval()
@@ -75,3 +73,22 @@ class SavedRun:
         seen = class_mask(self.ledger.classes, self.state["num_classes"], self.device)
         labels = masked_logits(self.models["classifier"](images), seen).argmax(dim=1)
         return images.cpu(), labels.cpu()
+
+    def evaluate(self, stream_overrides: list[str], workdir: str | Path) -> dict[str, Any]:
+        """Accuracy on the test split of every learnt task, with the test stream rebuilt from
+        the run's own config (``stream.*`` overrides only: another data_root, the full split)."""
+        from binplay.data.stream import build_stream, read_shards
+
+        if any(not item.startswith("stream.") for item in stream_overrides):
+            raise ConfigError("--set: evaluate only overrides stream.* fields")
+        cfg = config_from_dict(self.state["config"], stream_overrides, source=str(self.path))
+        manifest = build_stream(cfg, Path(workdir) / "stream")
+        seen = class_mask(self.ledger.classes, self.state["num_classes"], self.device)
+        rows = {}
+        for rec in self.ledger.tasks:
+            _, images, labels = read_shards(manifest.tasks[rec.task_id].test)
+            rows[rec.task_id] = accuracy(self.models["classifier"],
+                                         images.to(self.device).float() / 255,
+                                         labels.to(self.device), seen)
+        return {"checkpoint": str(self.path), "accuracy_per_task": rows,
+                "average_accuracy": sum(rows.values()) / len(rows), "tasks_learnt": len(rows)}

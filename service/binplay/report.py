@@ -9,26 +9,43 @@ from typing import Any
 import torch
 
 from binplay import metrics
-from binplay.config import BinPlayConfig
-from binplay.models.autoencoder import parameter_megabytes
+from binplay.config import BinPlayConfig, StreamConfig
+from binplay.strategies import Memory
 
 PAPER = {"mnist": 97.2, "fashion_mnist": 81.4, "cifar10": 63.3}
+PAPER_TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+MB = 2**20
 
 
-def build_report(cfg: BinPlayConfig, state: dict[str, Any], decoder: torch.nn.Module,
+def paper_number(stream: StreamConfig) -> float | None:
+    """The paper's BinPlay accuracy, only for the stream it was measured on (5 tasks of
+    the standard split, every training image): anything else is not like with like."""
+    if stream.tasks != PAPER_TASKS or stream.train_per_class or stream.test_per_class:
+        return None
+    return PAPER.get(stream.dataset)
+
+
+def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
                  image_shape: tuple[int, ...], wall_seconds: float) -> dict[str, Any]:
     hist = state["history"]
     acc = hist["accuracy"]
-    mb = parameter_megabytes(decoder)
+    mb = memory.bytes / MB
     return {
         "name": cfg.name,
+        "strategy": cfg.strategy,
         "dataset": cfg.stream.dataset,
         "tasks": cfg.stream.tasks,
         "average_accuracy": metrics.average_accuracy(acc),
         "accuracy_matrix": acc,
         "forgetting": metrics.forgetting(acc),
         "bwt": metrics.backward_transfer(acc),
-        "generative_memory_mb": mb,
+        "memory_kind": memory.kind,
+        "memory_bytes": memory.bytes,
+        "memory_mb": mb,
+        "memory_images": memory.images,
+        "stores_past_data": memory.stores_data,
+        # Kept for BinPlay readers: the decoder's size and the raw buffer it equals.
+        "generative_memory_mb": None if memory.stores_data else mb,
         "equal_memory_buffer_images": metrics.equal_memory_buffer(mb, image_shape),
         "fidelity_psnr": hist["fidelity_psnr"],
         "fidelity_mse": hist["fidelity_mse"],
@@ -36,7 +53,7 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], decoder: torch.nn.Mo
         "task_seconds": hist["task_seconds"],
         "wall_seconds": wall_seconds,
         "training_seconds": sum(hist["task_seconds"]),
-        "paper_average_accuracy": PAPER.get(cfg.stream.dataset),
+        "paper_average_accuracy": paper_number(cfg.stream) if cfg.strategy == "binplay" else None,
         "config": cfg.model_dump(mode="json"),
     }
 
@@ -50,15 +67,22 @@ def markdown(report: dict[str, Any]) -> str:
     T = len(acc)
     head = "| after task | " + " | ".join(f"task {j + 1}" for j in range(T)) + " | mean |"
     sep = "|---" * (T + 2) + "|"
-    lines = [f"# BinPlay run `{report['name']}` ({report['dataset']})", "",
+    held = f", {report['memory_images']} images" if report["memory_images"] is not None else ""
+    stores = " (stores past data)" if report["stores_past_data"] else ""
+    lines = [f"# Run `{report['name']}`: {report['strategy']} on {report['dataset']}, "
+             f"{T} tasks", "",
              f"- average accuracy after the last task: **{report['average_accuracy']:.2f}%**"
-             + (f" (paper: {report['paper_average_accuracy']}%)"
+             + (f" (paper, same stream: {report['paper_average_accuracy']}%)"
                 if report["paper_average_accuracy"] else ""),
              f"- forgetting: {report['forgetting']:.2f} points; BWT: {report['bwt']:.2f}",
-             f"- generative memory (decoder, fp32): {report['generative_memory_mb']:.2f} MB "
-             f"= a raw buffer of {report['equal_memory_buffer_images']} images",
-             "- encoder sign agreement per task: "
-             + ", ".join(f"{100 * a:.1f}%" for a in report["sign_agreement"]),
+             f"- memory kept about the past: {report['memory_kind']}, "
+             f"{report['memory_mb']:.2f} MB{held}{stores}"
+             + ("" if report["stores_past_data"] else
+                f" = a raw buffer of {report['equal_memory_buffer_images']} images")]
+    if report["sign_agreement"]:
+        lines.append("- encoder sign agreement per task: "
+                     + ", ".join(f"{100 * a:.1f}%" for a in report["sign_agreement"]))
+    lines += [
              f"- wall time of this invocation: {report['wall_seconds']:.0f} s; training time "
              f"of all tasks, resumes included: {report['training_seconds']:.0f} s", "",
              "## Accuracy matrix A[t][j] (%)", "", head, sep]
@@ -74,17 +98,38 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _figures(report: dict[str, Any], grids: list[torch.Tensor], out: Path) -> None:
+def _sample_figure(grid: dict[str, Any], path: Path, plt) -> None:
+    """Each probe's original beside its regeneration, a row per task, titled with the class."""
+    rows = len(grid["labels"])
+    cols = max(len(classes) for _, classes in grid["labels"])
+    fig, axes = plt.subplots(rows, 2 * cols, figsize=(1.1 * 2 * cols, 1.35 * rows + 0.4),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (task_id, classes) in enumerate(grid["labels"]):
+        for k, label in enumerate(classes):
+            for side, key in enumerate(("original", "regenerated")):
+                image = grid[key][r][k].permute(1, 2, 0).squeeze(-1).numpy()
+                ax = axes[r][2 * k + side]
+                ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+                ax.set_title(f"{'real' if side == 0 else 'regen'} c{label}", fontsize=7)
+        axes[r][0].text(-0.15, 0.5, f"task {task_id + 1}", transform=axes[r][0].transAxes,
+                        ha="right", va="center", fontsize=8)
+    fig.suptitle("original | regenerated from its code, per task (class in the title)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _figures(report: dict[str, Any], grids: list[dict[str, Any]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid, save_image
 
     for t, grid in enumerate(grids):
-        flat = grid.flatten(0, 1).float() / 255.0
-        save_image(make_grid(flat, nrow=grid.shape[1], padding=2, pad_value=1.0),
-                   out / f"samples_after_task_{t + 1}.png")
+        if grid["labels"]:
+            _sample_figure(grid, out / f"samples_after_task_{t + 1}.png", plt)
     acc = report["accuracy_matrix"]
     T = len(acc)
     full = torch.full((T, T), float("nan"))
@@ -116,7 +161,7 @@ def _figures(report: dict[str, Any], grids: list[torch.Tensor], out: Path) -> No
     plt.close(fig)
 
 
-def write_report(report: dict[str, Any], grids: list[torch.Tensor], out: str | Path) -> Path:
+def write_report(report: dict[str, Any], grids: list[dict[str, Any]], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))

@@ -13,10 +13,12 @@ import torch
 from binplay.config import BinPlayConfig
 from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, build_stream
-from binplay.engine import build_models, run_stream
+from binplay.engine import run_stream
+from binplay.models.build import build_models, check_models_fit
 from binplay.report import build_report, write_report
-from binplay.state import STATE_FILE, load_state, save_state
+from binplay.state import STATE_FILE, check_resume_workers, load_state, save_state
 from binplay.storage import RunFiles
+from binplay.strategies import make_strategy
 
 
 def pick_device(cfg: BinPlayConfig) -> torch.device:
@@ -43,9 +45,11 @@ def prepare_stream(cfg: BinPlayConfig, files: RunFiles, log=print) -> StreamMani
 
 def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], files: RunFiles,
            wall: float) -> str:
-    decoder = build_models(cfg, manifest)["decoder"]
-    decoder.load_state_dict(state["models"]["decoder"])
-    report = build_report(cfg, state, decoder, manifest.image_shape, wall)
+    models = build_models(cfg, manifest.image_shape, manifest.num_classes)
+    for name, module in models.items():
+        module.load_state_dict(state["models"][name])
+    memory = make_strategy(cfg).memory(models, state, manifest.image_shape)
+    report = build_report(cfg, state, memory, manifest.image_shape, wall)
     write_report(report, state["history"]["grids"], files.local)
     where = files.publish()
     print(f"average accuracy after the last task: {report['average_accuracy']:.2f}% | "
@@ -54,14 +58,24 @@ def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], 
 
 
 def train_in_process(cfg: BinPlayConfig, files: RunFiles) -> str:
-    """Train (or resume) the stream in this process; checkpoints go to ``<run>/checkpoint``."""
+    """Train (or resume) the stream in this process; checkpoints go to ``<run>/checkpoint``
+    (copied up after every save when the run lives at a URI, fetched back to resume)."""
     started = time.time()
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     manifest = prepare_stream(cfg, files)
+    check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
     ckpt = files.local / "checkpoint"
-    resume = load_state(ckpt, cfg) if (ckpt / STATE_FILE).is_file() else None
-    ctx = TrainContext(device=pick_device(cfg), resume_state=resume,
-                       save=lambda state, metrics: save_state(state, ckpt) if state else None)
+    resume = None
+    if files.fetch("checkpoint") and (ckpt / STATE_FILE).is_file():
+        resume = load_state(ckpt, cfg)
+        check_resume_workers(resume, 1, files.location("checkpoint"))
+
+    def save(state: dict | None, metrics: dict) -> None:
+        if state is not None:
+            save_state(state, ckpt)
+            files.publish("checkpoint")
+
+    ctx = TrainContext(device=pick_device(cfg), resume_state=resume, save=save)
     state = run_stream(cfg, manifest, ctx)
     return finish(cfg, manifest, state, files, time.time() - started)

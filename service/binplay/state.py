@@ -149,3 +149,17 @@ def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> dict[str, 
     if cfg is not None:
         check_state(state, cfg, str(path))
     return state
+
+
+def check_resume_workers(state: dict[str, Any], world_size: int, origin: str) -> None:
+    """A change of worker count is allowed at a task boundary only.
+
+    Worker r owns the samples whose index is r mod N and assigns their codes, so the
+    number of workers decides which code each sample gets within a task. Between tasks
+    nothing per sample survives, and any count may continue; a mid-task checkpoint
+    resumes only with the count that wrote it.
+    """
+    saved = state.get("world_size", world_size)
+    if state.get("cursor", 0) > 0 and saved != world_size:
+        raise StateError(f"{origin}: checkpoint was taken mid-task with {saved} worker(s); resume "
+                         f"with ray.num_workers={saved} (a task boundary allows any count)")

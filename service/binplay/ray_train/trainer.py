@@ -3,7 +3,11 @@
 A worker group costs 15-45 s to start on a small machine, so all tasks and phases
 run inside one fit; checkpoints at task boundaries (and every k epochs) give
 resume. Re-running with the same ``RunConfig(storage_path, name)`` continues from
-the latest checkpoint; a checkpoint of another config is refused up front.
+the latest checkpoint. Everything that can be checked before the workers start is
+checked here, on the driver, so that bad input fails in one line instead of being
+retried ``max_failures`` times: the config against the run's fingerprint and its
+latest checkpoint, the worker count against a mid-task checkpoint, the images
+against the models.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import pyarrow.fs as pafs
 
 from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
+from binplay.errors import worker_error
+from binplay.models.build import check_models_fit
 from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.runner import finish, prepare_stream
-from binplay.state import StateError, load_state
+from binplay.state import STATE_FILE, StateError, check_resume_workers, load_state
 from binplay.storage import RunFiles, run_root, storage_uri
 
 FINGERPRINT_FILE = "binplay_run.json"
@@ -53,6 +59,25 @@ def claim_run(cfg: BinPlayConfig) -> bool:
     return False
 
 
+def check_latest_checkpoint(cfg: BinPlayConfig, files: RunFiles) -> None:
+    """Load the newest ``checkpoint_*`` of the run (names sort by time) and check it as the
+    workers would, before any worker starts."""
+    fs, root = pafs.FileSystem.from_uri(run_root(cfg))
+    entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    dirs = sorted(e.base_name for e in entries
+                  if e.type == pafs.FileType.Directory and e.base_name.startswith("checkpoint_"))
+    for name in reversed(dirs):
+        if fs.get_file_info(f"{root}/{name}/{STATE_FILE}").type != pafs.FileType.File:
+            continue  # a checkpoint still being written, or an unrelated folder
+        local = files.local / ".checked" / name
+        local.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(f"{root}/{name}/{STATE_FILE}", str(local / STATE_FILE),
+                        source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        state = load_state(local, cfg)
+        check_resume_workers(state, cfg.ray.num_workers, f"{run_root(cfg)}/{name}")
+        return
+
+
 def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
     import ray.data
     import ray.train
@@ -72,7 +97,7 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
             resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
         run_config=ray.train.RunConfig(
             name=cfg.name, storage_path=storage_uri(cfg),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=None),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures,
                                                    controller_failure_limit=0)),
         datasets=datasets,
@@ -83,6 +108,8 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
 
 
 def train_with_ray(cfg: BinPlayConfig, files: RunFiles) -> str:
+    import ray.train
+
     started = time.time()
     ensure_ray(cfg)
     check_fits(cfg)
@@ -90,9 +117,14 @@ def train_with_ray(cfg: BinPlayConfig, files: RunFiles) -> str:
         print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
               f"checkpoint", flush=True)
     manifest = prepare_stream(cfg, files)
+    check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
+    check_latest_checkpoint(cfg, files)
     trainer = build_trainer(cfg, manifest)
     fit_started = time.time()
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except ray.train.WorkerGroupError as exc:
+        raise worker_error(exc.worker_failures) from None
     print(f"ray train fit finished in {time.time() - fit_started:.1f}s", flush=True)
     if result.checkpoint is None:
         raise StateError(f"{run_root(cfg)}: training ended without a checkpoint")

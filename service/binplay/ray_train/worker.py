@@ -14,7 +14,6 @@ import sys
 import tempfile
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import ray.train
 import ray.train.torch
@@ -86,5 +85,4 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         load_task=_load_shard(tuple(manifest.image_shape), rank, world),
         save=_save, resume_state=resume, log=_log,
     )
-    np.random.seed(cfg.seed + rank)
     run_stream(cfg, manifest, ctx)

@@ -60,7 +60,7 @@ def _past_pairs(n: int, ledger: Ledger, frozen: nn.Module | None, codes_cfg: Cod
                                                                     codes_cfg, device)
 
 
-def encoder_epoch(encoder: nn.Module, decoder: nn.Module, opt: torch.optim.Optimizer,
+def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Optimizer,
                   task: CurrentTask, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
                   ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
                   steps: int, batch: int, assign: bool) -> dict[str, float]:
@@ -123,7 +123,7 @@ def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generato
     return mapping, agree / max(1, seen)
 
 
-def decoder_epoch(decoder: nn.Module, opt: torch.optim.Optimizer, task: CurrentTask,
+def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: CurrentTask,
                   mapping: torch.Tensor, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
                   ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
                   steps: int, batch: int) -> dict[str, float]:

@@ -8,12 +8,16 @@ of a frozen copy of the classifier taken before the task (no past labels kept).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from binplay.config import ClassifierConfig
-from binplay.replay import ReplaySource
+
+# n, generator -> (past images, their target class probabilities)
+PastBatch = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
 def class_mask(classes: list[int], num_classes: int, device=None) -> torch.Tensor:
@@ -56,12 +60,16 @@ def past_per_batch(cfg: ClassifierConfig, task_index: int) -> int:
     return round(cfg.batch_size * share / (1 - share))
 
 
-def classifier_epoch(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch.Tensor,
+def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
-                     old_seen: torch.Tensor, frozen: nn.Module | None,
-                     replay: ReplaySource | None, n_past: int, gen: torch.Generator,
+                     past: PastBatch | None, n_past: int, gen: torch.Generator,
                      steps: int, batch: int) -> dict[str, float]:
-    """One epoch; ``batch`` current and ``n_past`` regenerated samples per step (this worker)."""
+    """One epoch; ``batch`` current and ``n_past`` past samples per step (this worker).
+
+    ``past(n, gen)`` gives past images and their target probabilities: regenerations with
+    the frozen classifier's soft targets (BinPlay, DGR) or buffered images with their
+    labels (ER). Without it the epoch is plain fine-tuning on the current inputs.
+    """
     order = torch.randperm(len(inputs), generator=gen)
     b = min(batch, len(order))
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
@@ -69,23 +77,22 @@ def classifier_epoch(model: nn.Module, opt: torch.optim.Optimizer, inputs: torch
         rows = order[(torch.arange(b) + step * b) % len(order)]
         x, y = inputs[rows], labels[rows]
         past_x = None
-        if n_past and replay is not None and frozen is not None:
-            _, past_x = replay.sample(n_past, gen)
-            targets = soft_targets(frozen, past_x, old_seen, hard=not cfg.soft_targets)
+        if n_past and past is not None:
+            past_x, targets = past(n_past, gen)
             x = torch.cat([x, past_x.to(x.device)])
         logits = masked_logits(model(x), seen)
         current = F.cross_entropy(logits[:b], y)
         loss = current
-        past = torch.zeros(())
+        past_loss = torch.zeros(())
         if past_x is not None:
-            past = replay_loss(logits[b:], targets, cfg.replay_loss)
-            loss = (current * b + past * len(past_x)) / (b + len(past_x))
+            past_loss = replay_loss(logits[b:], targets.to(logits.device), cfg.replay_loss)
+            loss = (current * b + past_loss * len(past_x)) / (b + len(past_x))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         totals["loss"] += float(loss.detach())
         totals["current"] += float(current.detach())
-        totals["past"] += float(past.detach())
+        totals["past"] += float(past_loss.detach())
     return {k: v / max(1, steps) for k, v in totals.items()}
 
 

@@ -1,0 +1,82 @@
+"""Build a run's models from its config: the classifier, and the strategy's generator.
+
+Every rank (and every job that reads a saved state) builds the same initial weights:
+each model is seeded from the run seed and its own name, so the classifier starts
+from the same weights whichever strategy runs beside it (fair baselines).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from binplay.config import BinPlayConfig, ConfigError, MemoryBudget
+from binplay.models.autoencoder import build_autoencoder
+from binplay.models.classifier import LeNet
+from binplay.state import derived_seed
+
+MB = 2**20
+
+
+def fp32_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters stored as fp32 (what the paper's Table 3 counts)."""
+    return sum(p.numel() for p in module.parameters()) * 4
+
+
+def binplay_decoder_bytes(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
+    """fp32 bytes of the BinPlay decoder this config builds: the equal-memory yardstick."""
+    _, decoder = build_autoencoder(cfg.autoencoder.preset, shape, cfg.codes.latent_dim,
+                                   cfg.autoencoder.width)
+    return fp32_bytes(decoder)
+
+
+def budget_bytes(setting: MemoryBudget, cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
+    """A baseline's byte budget: ``auto`` = BinPlay's decoder bytes, else megabytes given."""
+    if setting == "auto":
+        return binplay_decoder_bytes(cfg, shape)
+    return int(setting * MB)
+
+
+def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
+                 num_classes: int) -> dict[str, nn.Module]:
+    shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+    models: dict[str, nn.Module] = {}
+    if cfg.strategy == "binplay":
+        torch.manual_seed(derived_seed(cfg.seed, "autoencoder"))
+        models["encoder"], models["decoder"] = build_autoencoder(
+            cfg.autoencoder.preset, shape, cfg.codes.latent_dim, cfg.autoencoder.width)
+    elif cfg.strategy == "dgr":
+        from binplay.strategies.vae import build_vae
+
+        torch.manual_seed(derived_seed(cfg.seed, "generator"))
+        models["generator"] = build_vae(shape, budget_bytes(cfg.dgr.memory_mb, cfg, shape),
+                                        cfg.dgr.latent_dim)
+    torch.manual_seed(derived_seed(cfg.seed, "classifier"))
+    models["classifier"] = LeNet(shape, num_classes, cfg.classifier.dropout)
+    return models
+
+
+@torch.no_grad()
+def check_models_fit(cfg: BinPlayConfig, image_shape: tuple[int, ...], num_classes: int) -> None:
+    """Build the models and push two blank images through them, before any training starts,
+    so that a stream the models cannot take fails in one line on the driver."""
+    shape = tuple(int(d) for d in image_shape)
+    try:
+        models = build_models(cfg, shape, num_classes)
+        blank = torch.zeros(2, *shape)
+        for name, model in models.items():
+            model.eval()
+            if name == "decoder":
+                continue  # fed by the encoder below
+            if name == "encoder":
+                out = models["decoder"].eval()(model(blank))
+            elif name == "generator":
+                out = model(blank)[0]
+            else:
+                out = model(blank)
+            if name in ("encoder", "generator") and tuple(out.shape[1:]) != shape:
+                raise ValueError(f"{name} reconstructs {tuple(out.shape[1:])}")
+    except (ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"stream: images of shape {shape} do not fit the "
+                          f"{cfg.strategy} models ({first})") from None

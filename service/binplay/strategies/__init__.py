@@ -1,0 +1,27 @@
+"""Continual-learning strategies, selected by the config's ``strategy`` field."""
+
+from __future__ import annotations
+
+from binplay.config import BinPlayConfig
+from binplay.strategies.base import Memory, PastBatch, Strategy
+from binplay.strategies.baselines import (
+    GenerativeReplayStrategy,
+    JointStrategy,
+    ReplayBufferStrategy,
+)
+from binplay.strategies.binplay import BinPlayStrategy
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "binplay": BinPlayStrategy,
+    "finetune": Strategy,
+    "joint": JointStrategy,
+    "er": ReplayBufferStrategy,
+    "dgr": GenerativeReplayStrategy,
+}
+
+
+def make_strategy(cfg: BinPlayConfig) -> Strategy:
+    return STRATEGIES[cfg.strategy](cfg)
+
+
+__all__ = ["STRATEGIES", "Memory", "PastBatch", "Strategy", "make_strategy"]

@@ -1,0 +1,88 @@
+"""What a continual-learning strategy plugs into the shared loop (binplay.engine).
+
+The engine owns the stream, the classifier phase, evaluation, checkpoints and resume;
+a strategy says which phases come before the classifier (BinPlay's autoencoder, DGR's
+VAE), what the classifier sees of the current task, where its past samples come from,
+and what it keeps between tasks. The base class is fine-tuning: current real images,
+no rehearsal, nothing kept (the lower bound). Strategies are plain PyTorch; the same
+object runs in-process and inside a Ray Train worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from binplay.config import BinPlayConfig
+from binplay.train.classifier import PastBatch, soft_targets
+
+if TYPE_CHECKING:
+    from binplay.engine import TaskRun
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a strategy keeps about past data between tasks, for the report (Table 3)."""
+
+    kind: str  # e.g. "decoder (fp32)", "raw buffer (uint8)"
+    bytes: int
+    images: int | None = None  # raw images held (buffers), when it holds images
+    stores_data: bool = False  # True when past samples themselves are kept
+
+
+def soft_target_batches(draw: Callable[[int, torch.Generator], torch.Tensor],
+                        frozen_classifier: nn.Module, old_seen: torch.Tensor,
+                        hard: bool) -> PastBatch:
+    """Regenerated samples labelled by the classifier frozen before the task (no labels kept)."""
+    def batch(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images = draw(n, gen)
+        return images, soft_targets(frozen_classifier, images, old_seen, hard=hard)
+
+    return batch
+
+
+class Strategy:
+    """Fine-tuning: the classifier learns each task from its real images only."""
+
+    name = "finetune"
+    snapshot: tuple[str, ...] = ()  # models frozen at task start, besides the classifier
+    checkpoint_after: tuple[str, ...] = ()  # phases whose end is worth a checkpoint
+
+    def __init__(self, cfg: BinPlayConfig):
+        self.cfg = cfg
+
+    def phases(self) -> list[tuple[str, int]]:
+        """(phase, epoch) of the strategy's own epochs, before the classifier's."""
+        return []
+
+    def begin_task(self, run: TaskRun, fresh: bool) -> None:
+        """Set up the task (``fresh``: its first start, not a resume)."""
+
+    def optimizer(self, run: TaskRun, phase: str) -> torch.optim.Optimizer:
+        raise NotImplementedError(f"{self.name} has no phase '{phase}'")
+
+    def epoch(self, run: TaskRun, phase: str, epoch: int, opt: torch.optim.Optimizer,
+              gen: torch.Generator) -> tuple[dict[str, float], int]:
+        """One epoch of a strategy phase: (mean metrics, samples processed)."""
+        raise NotImplementedError(f"{self.name} has no phase '{phase}'")
+
+    def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
+        """Called after the epoch's progress line (BinPlay freezes its code mapping here)."""
+
+    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """This worker's current inputs and labels, and the global number of rows."""
+        return run.images, run.labels, run.shards.size
+
+    def past_batches(self, run: TaskRun) -> PastBatch | None:
+        return None
+
+    def end_task(self, run: TaskRun) -> None:
+        """Update what the strategy keeps (in ``run.state``) once the task is learnt."""
+
+    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
+               image_shape: tuple[int, ...]) -> Memory:
+        return Memory("nothing", 0)

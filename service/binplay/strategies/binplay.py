@@ -1,0 +1,133 @@
+"""BinPlay (docs/ALGORITHM.md): binary latent autoencoder, codes from indices, self-rehearsal.
+
+Per task: warm-up and greedy assignment epochs (encoder + decoder), the mapping
+image -> code frozen, decoder epochs on (code, image) pairs of the current task and
+(c(i), d(c(i); v')) of past indices, then the classifier on the decoder's
+reconstructions of the current task and regenerations of uniformly drawn past indices
+with soft targets. The mapping lives only while its task runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from binplay.codes import stream_codes
+from binplay.models.build import fp32_bytes
+from binplay.replay import InlineReplay
+from binplay.state import StateError, derived_seed
+from binplay.strategies.base import Memory, PastBatch, Strategy, soft_target_batches
+from binplay.train import autoencoder as ae
+
+if TYPE_CHECKING:
+    from binplay.engine import TaskRun
+
+
+def _reinitialise(module: nn.Module, seed: int) -> None:
+    """Fresh default initialisation of every layer (the authors' per-task decoder)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters") and layer is not module:
+                layer.reset_parameters()
+
+
+class BinPlayStrategy(Strategy):
+    name = "binplay"
+    snapshot = ("decoder",)
+    checkpoint_after = ("assign", "decoder")
+
+    def phases(self) -> list[tuple[str, int]]:
+        a = self.cfg.autoencoder
+        counts = {"warmup": a.warmup_epochs, "assign": a.assignment_epochs,
+                  "decoder": a.decoder_epochs}
+        return [(p, e) for p, n in counts.items() for e in range(n)]
+
+    def begin_task(self, run: TaskRun, fresh: bool) -> None:
+        cfg, ctx = self.cfg, run.ctx
+        codes = stream_codes(run.index, torch.full_like(run.index, run.t), cfg.codes).to(ctx.device)
+        self.task = ae.CurrentTask(run.images, codes, run.shards.first_index,
+                                   run.shards.last_index)
+        if fresh and run.t > 0 and cfg.autoencoder.decoder_mode == "reinit":
+            _reinitialise(run.models["decoder"], derived_seed(cfg.seed, run.t, "reinit"))
+        self.frozen_decoder = run.frozen.get("decoder") if cfg.autoencoder.self_rehearsal else None
+        self.mapping: torch.Tensor | None = None
+        if "mapping" in run.state:
+            if run.state.get("world_size", 1) != ctx.world_size:
+                raise StateError(f"checkpoint was taken mid-task with {run.state.get('world_size')} "
+                                 f"workers; resume with ray.num_workers={run.state.get('world_size')}")
+            # Saved as stream indices of the assigned codes, one list per rank.
+            self.mapping = torch.searchsorted(run.index, run.state["mapping"][ctx.rank]).to(ctx.device)
+
+    def optimizer(self, run: TaskRun, phase: str) -> torch.optim.Optimizer:
+        if phase in ("warmup", "assign"):
+            params = list(run.models["encoder"].parameters()) + list(run.models["decoder"].parameters())
+            return torch.optim.Adam(params, lr=self.cfg.autoencoder.lr)
+        return torch.optim.Adam(run.models["decoder"].parameters(), lr=self.cfg.autoencoder.decoder_lr)
+
+    def epoch(self, run: TaskRun, phase: str, epoch: int, opt: torch.optim.Optimizer,
+              gen: torch.Generator) -> tuple[dict[str, float], int]:
+        cfg = self.cfg
+        batch = cfg.autoencoder.batch_size
+        common = dict(opt=opt, task=self.task, cfg=cfg.autoencoder, codes_cfg=cfg.codes,
+                      ledger=run.ledger, frozen=self.frozen_decoder, gen=gen,
+                      batch=run.local(batch))
+        if phase in ("warmup", "assign"):
+            steps = run.steps(run.shards.size, batch)
+            m = ae.encoder_epoch(run.wrapped["encoder"], run.wrapped["decoder"], steps=steps,
+                                 assign=phase == "assign", **common)
+        else:
+            per_epoch = cfg.autoencoder.decoder_samples_per_epoch or 2 * run.shards.size
+            steps = run.steps(per_epoch, batch)
+            m = ae.decoder_epoch(run.wrapped["decoder"], mapping=self.mapping, steps=steps, **common)
+        return m, steps * batch
+
+    def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
+        if phase == "assign" and epoch + 1 == self.cfg.autoencoder.assignment_epochs:
+            self._freeze(run)
+
+    def _freeze(self, run: TaskRun) -> None:
+        """Fix image -> code for the rest of the task; record the fidelity probe (rank 0)."""
+        ctx = run.ctx
+        gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, run.t, "freeze", ctx.rank))
+        self.mapping, agreement = ae.freeze_assignment(run.models["encoder"], self.task, gen)
+        agreement = ctx.mean(agreement)
+        # Stream indices of the assigned codes: a permutation of K_t..N_t over all ranks.
+        run.state["mapping"] = ctx.gather(run.index[self.mapping.cpu()])
+        run.state["history"]["sign_agreement"].append(agreement)
+        ctx.info(f"task {run.t + 1}: code mapping frozen, encoder sign agreement "
+                 f"{100 * agreement:.1f}% of bits (50% = random)")
+        if ctx.is_main:
+            n = min(self.cfg.run.fidelity_samples, len(run.index))
+            rows = torch.randperm(len(run.index), generator=gen)[:n]
+            run.state["probes"][run.t] = {"code_index": run.index[self.mapping[rows]].tolist(),
+                                          "stream_index": run.index[rows].tolist()}
+
+    @torch.no_grad()
+    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Current images as the decoder reproduces them from their codes (Table 1), or real,
+        or both."""
+        c = self.cfg.classifier
+        if not c.ae_processed_inputs:
+            return run.images, run.labels, run.shards.size
+        decoder = run.models["decoder"]
+        decoder.eval()
+        out = torch.cat([decoder(self.task.codes[self.mapping[s:s + 1024]])
+                         for s in range(0, len(self.mapping), 1024)])
+        decoder.train()
+        if c.mix_real_inputs:
+            return (torch.cat([out, run.images]), torch.cat([run.labels, run.labels]),
+                    2 * run.shards.size)
+        return out, run.labels, run.shards.size
+
+    def past_batches(self, run: TaskRun) -> PastBatch | None:
+        source = InlineReplay(run.models["decoder"], run.ledger, self.cfg.codes, run.ctx.device)
+        return soft_target_batches(lambda n, gen: source.sample(n, gen)[1],
+                                   run.frozen["classifier"], run.seen(include_current=False),
+                                   hard=not self.cfg.classifier.soft_targets)
+
+    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
+               image_shape: tuple[int, ...]) -> Memory:
+        return Memory("decoder (fp32)", fp32_bytes(models["decoder"]))
