@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="validate, print config, exit")
 
     def body(cfg, args) -> None:
-        from binplay.storage import RunFiles, place_run
+        from binplay.storage import place_run
 
         if args.output:
             cfg = place_run(cfg, args.output)
@@ -35,15 +35,9 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
             print(f"config OK (fingerprint {cfg.fingerprint()})")
             return
-        files = RunFiles(cfg)
-        if cfg.ray.num_workers == 0:
-            from binplay.runner import train_in_process
+        from binplay.runner import train
 
-            train_in_process(cfg, files)
-        else:
-            from binplay.ray_train.trainer import train_with_ray
-
-            train_with_ray(cfg, files)
+        train(cfg)
 
     return job_main(parser, body, argv)
 

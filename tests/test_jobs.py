@@ -24,9 +24,8 @@ def _fashion_mnist_available() -> bool:
 def test_submit_smoke_job_then_generate(ray_head, tmp_path):
     if not _fashion_mnist_available():
         pytest.skip("Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
-    storage, out = tmp_path / "storage", tmp_path / "smoke"
-    entrypoint = (f"{sys.executable} -m jobs.train --config configs/smoke.yaml "
-                  f"--set run.storage_path={storage} --output {out}")
+    out = tmp_path / "smoke"
+    entrypoint = f"{sys.executable} -m jobs.train --config configs/smoke.yaml --output {out}"
     env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
     submit = subprocess.run(
         [ray_head["ray"], "job", "submit", "--working-dir", str(REPO),
@@ -38,9 +37,10 @@ def test_submit_smoke_job_then_generate(ray_head, tmp_path):
     assert "task 1/3 | warmup" in logs and "samples/s" in logs  # progress reaches the job log
     report = json.loads((out / "report.json").read_text())
     assert report["average_accuracy"] > 100 / 3 + 20  # well above a model that forgets all
-    assert any(p.name.startswith("checkpoint_") for p in (storage / "smoke").iterdir())
+    checkpoints = [p for p in out.iterdir() if p.name.startswith("checkpoint_")]
+    assert 1 <= len(checkpoints) <= 2  # run.keep_checkpoints: 2 (12 were kept before)
 
-    code, text = run_job(["jobs.generate", "--checkpoint", str(storage / "smoke"), "--task", "0",
+    code, text = run_job(["jobs.generate", "--checkpoint", str(out), "--task", "0",
                           "--count", "32", "--output", str(tmp_path / "gen")], ray_head["env"])
     assert code == 0, text
     assert (tmp_path / "gen" / "task_0.png").stat().st_size > 1000
@@ -90,3 +90,67 @@ def test_evaluate_and_generate_an_in_process_run(tiny, tmp_path):
                           "--start", "150", "--stop", "999"], cwd=REPO, capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "outside the ledger" in bad.stderr
+
+
+def _train(args, capsys):
+    from jobs.train import main
+
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_output_is_the_runs_place(tiny, tmp_path, capsys):
+    from raytools import write_config
+
+    cfg = tiny("autoencoder.decoder_epochs=1", "classifier.epochs=1")
+    path = str(write_config(cfg, tmp_path / "tiny.yaml"))
+    code, out, _ = _train(["--config", path, "--output", str(tmp_path / "a")], capsys)
+    assert code == 0
+    assert (tmp_path / "a" / "checkpoint" / "state.pt").is_file()  # the checkpoint lives there
+    assert (tmp_path / "a" / "report.json").is_file()
+    assert not (tmp_path / "runs").exists()  # nothing went to run.storage_path/name
+    code, out, _ = _train(["--config", path, "--output", str(tmp_path / "b")], capsys)
+    assert code == 0 and "run already complete" not in out  # a new place is a new run
+    assert "task 1/2 starts" in out
+    code, out, _ = _train(["--config", path, "--output", str(tmp_path / "a")], capsys)
+    assert code == 0 and "run already complete (2 tasks)" in out  # the same place resumes
+
+
+def test_mid_task_checkpoint_of_another_worker_count_is_refused_in_one_line(tiny, tmp_path, capsys):
+    from binplay.state import load_state, save_state
+    from raytools import write_config
+
+    cfg = tiny("autoencoder.decoder_epochs=1", "classifier.epochs=1")
+    path = str(write_config(cfg, tmp_path / "tiny.yaml"))
+    assert _train(["--config", path, "--output", str(tmp_path / "a")], capsys)[0] == 0
+    ckpt = tmp_path / "a" / "checkpoint"
+    state = load_state(ckpt)
+    state.update(task=1, cursor=2, world_size=2)  # as if 2 workers stopped mid-task 2
+    save_state(state, ckpt)
+    before = (ckpt / "state.pt").read_bytes()
+    code, _, err = _train(["--config", path, "--output", str(tmp_path / "a")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "mid-task with 2 worker(s)" in err
+    assert (ckpt / "state.pt").read_bytes() == before  # nothing saved was touched
+
+
+def test_driver_checks_the_latest_ray_checkpoint_before_fit(tiny, tmp_path):
+    from binplay.ray_train.trainer import check_latest_checkpoint
+    from binplay.state import StateError, fresh_state, save_state
+    from binplay.storage import run_root
+
+    cfg = tiny("ray.num_workers=2")
+    check_latest_checkpoint(cfg)  # no checkpoint yet: nothing to check
+    root = tmp_path / "runs" / "tiny"
+    assert str(root) == run_root(cfg)
+    state = fresh_state(cfg)
+    state.update(cursor=4, world_size=1)
+    save_state(state, root / "checkpoint_2026-01-01_00-00-00.000000")
+    save_state(fresh_state(cfg), root / "checkpoint_2025-01-01_00-00-00.000000")  # older
+    with pytest.raises(StateError, match="mid-task with 1 worker"):
+        check_latest_checkpoint(cfg)
+    state["fingerprint"] = "0000"
+    save_state(state, root / "checkpoint_2026-01-01_00-00-00.000000")
+    with pytest.raises(StateError, match="different config"):
+        check_latest_checkpoint(cfg)

@@ -60,7 +60,7 @@ def _state(cfg=None):
     state["history"]["grids"].append(torch.zeros(3, 8, 8, dtype=torch.uint8))
     state["history"]["accuracy"].append([99.5])
     state["history"]["fidelity_psnr"].append([None, float("inf")])
-    state["history"]["losses"].append([{"phase": "decoder", "epoch": 0, "loss": 0.25}])
+    state["phase_metrics"] = [{"phase": "decoder", "epoch": 0, "loss": 0.25}]
     return state
 
 
@@ -88,7 +88,7 @@ def test_normal_state_round_trips(tmp_path):
 def test_state_that_would_run_code_is_refused(tmp_path, payload):
     marker = tmp_path / MARKER_NAME
     state = _state()
-    state["history"]["losses"].append(payload(marker))
+    state["history"]["accuracy"].append(payload(marker))
     path = tmp_path / "state.pt"
     torch.save(state, path)  # what an attacker writes: torch.save pickles anything
     with pytest.raises(StateError) as err:
@@ -134,7 +134,7 @@ def test_save_turns_numpy_into_plain_data(tmp_path):
 
 def test_save_refuses_an_object_naming_where_it_is(tmp_path):
     state = _state()
-    state["history"]["losses"][0][0]["extra"] = collections.defaultdict(list)
-    with pytest.raises(TypeError, match=r"history/losses\[0\]\[0\]/extra holds a collections.defaultdict"):
+    state["phase_metrics"][0]["extra"] = collections.defaultdict(list)
+    with pytest.raises(TypeError, match=r"phase_metrics\[0\]/extra holds a collections.defaultdict"):
         save_state(state, tmp_path)
     assert not (tmp_path / "state.pt").exists()

@@ -79,3 +79,14 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles) -> str:
     ctx = TrainContext(device=pick_device(cfg), resume_state=resume, save=save)
     state = run_stream(cfg, manifest, ctx)
     return finish(cfg, manifest, state, files, time.time() - started)
+
+
+def train(cfg: BinPlayConfig) -> str:
+    """Train (or resume) the run ``cfg`` describes where it lives; returns its report's path.
+    ``ray.num_workers=0`` trains in this process, otherwise through Ray Train."""
+    files = RunFiles(cfg)
+    if cfg.ray.num_workers == 0:
+        return train_in_process(cfg, files)
+    from binplay.ray_train.trainer import train_with_ray
+
+    return train_with_ray(cfg, files)

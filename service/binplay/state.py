@@ -51,7 +51,7 @@ def fresh_state(cfg: BinPlayConfig) -> dict[str, Any]:
         "ledger": {"tasks": []},
         "probes": {},
         "history": {"accuracy": [], "fidelity_psnr": [], "fidelity_mse": [],
-                    "sign_agreement": [], "task_seconds": [], "grids": [], "losses": []},
+                    "sign_agreement": [], "task_seconds": [], "grids": []},
     }
 
 

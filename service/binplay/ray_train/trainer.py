@@ -13,6 +13,7 @@ against the models.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 
 import pyarrow.fs as pafs
@@ -59,7 +60,7 @@ def claim_run(cfg: BinPlayConfig) -> bool:
     return False
 
 
-def check_latest_checkpoint(cfg: BinPlayConfig, files: RunFiles) -> None:
+def check_latest_checkpoint(cfg: BinPlayConfig) -> None:
     """Load the newest ``checkpoint_*`` of the run (names sort by time) and check it as the
     workers would, before any worker starts."""
     fs, root = pafs.FileSystem.from_uri(run_root(cfg))
@@ -69,11 +70,10 @@ def check_latest_checkpoint(cfg: BinPlayConfig, files: RunFiles) -> None:
     for name in reversed(dirs):
         if fs.get_file_info(f"{root}/{name}/{STATE_FILE}").type != pafs.FileType.File:
             continue  # a checkpoint still being written, or an unrelated folder
-        local = files.local / ".checked" / name
-        local.mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(f"{root}/{name}/{STATE_FILE}", str(local / STATE_FILE),
-                        source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-        state = load_state(local, cfg)
+        with tempfile.TemporaryDirectory() as tmp:
+            pafs.copy_files(f"{root}/{name}/{STATE_FILE}", f"{tmp}/{STATE_FILE}",
+                            source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            state = load_state(tmp, cfg)
         check_resume_workers(state, cfg.ray.num_workers, f"{run_root(cfg)}/{name}")
         return
 
@@ -118,7 +118,7 @@ def train_with_ray(cfg: BinPlayConfig, files: RunFiles) -> str:
               f"checkpoint", flush=True)
     manifest = prepare_stream(cfg, files)
     check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
-    check_latest_checkpoint(cfg, files)
+    check_latest_checkpoint(cfg)
     trainer = build_trainer(cfg, manifest)
     fit_started = time.time()
     try:

@@ -1,0 +1,60 @@
+"""Compare strategies on one stream: BinPlay against its baselines, at equal memory.
+
+    python -m jobs.compare --config configs/smoke.yaml --strategies finetune,joint,er \
+        --seeds 0 --output runs/compare-smoke
+    python -m jobs.compare --config configs/split_mnist.yaml --strategies binplay,er,dgr,finetune,joint \
+        --seeds 0,1,2 --output runs/compare-mnist
+    python -m jobs.compare --config configs/split_mnist.yaml --strategies binplay,er \
+        --seeds 0 --memory-mb 1,2,4,8 --output runs/memory-mnist
+
+Every (strategy, seed[, memory size]) is its own run under OUTPUT/runs/, trained one
+after another; re-running the same command skips finished runs and resumes the
+interrupted one. Writes OUTPUT/compare.json and OUTPUT/compare.md (average accuracy,
+mean +- std over seeds; memory in MB; wall time per run), and
+OUTPUT/accuracy_vs_memory.png when several memory sizes are given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from jobs.common import job_main, parser_with_config
+
+
+def _csv(kind):
+    def parse(text: str):
+        return [kind(item) for item in text.split(",") if item.strip()]
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = parser_with_config(__doc__)
+    parser.add_argument("--strategies", type=_csv(str), default=["binplay", "er", "dgr",
+                                                                 "finetune", "joint"])
+    parser.add_argument("--seeds", type=_csv(int), default=[0])
+    parser.add_argument("--memory-mb", type=_csv(float), default=None,
+                        help="memory sizes (MB) for BinPlay's decoder, the ER buffer and the DGR "
+                        "decoder (default: BinPlay's decoder of the config)")
+    parser.add_argument("--output", required=True, help="directory of the comparison")
+
+    def body(cfg, args) -> None:
+        from binplay.compare import compare
+        from binplay.config import ConfigError
+        from binplay.strategies import STRATEGIES
+
+        unknown = [s for s in args.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(f"--strategies: unknown '{unknown[0]}' (known: {', '.join(STRATEGIES)})")
+        result = compare(cfg, args.strategies, args.seeds, args.memory_mb or [None],
+                         Path(args.output))
+        for s in result["summary"]:
+            print(f"{s['strategy']:>9} | {s['memory_setting']:>8} | {s['mean']:6.2f} +- "
+                  f"{s['std']:5.2f}% | {s['memory_mb']:.2f} MB | seeds {s['seeds']}")
+        print(f"-> {Path(args.output) / 'compare.md'}")
+
+    return job_main(parser, body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

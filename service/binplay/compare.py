@@ -1,0 +1,158 @@
+"""Strategies side by side on one stream: every (memory size, strategy, seed) is its own run.
+
+Runs live under ``<output>/runs/<strategy>-<memory>-s<seed>``, so re-running a comparison
+skips the runs that finished (their report.json is read back) and resumes the one that
+was interrupted. Equal memory: at each size, the ER buffer holds that many bytes of
+uint8 images and labels, the DGR VAE decoder that many fp32 bytes, and the BinPlay
+decoder is the widest compact decoder that fits (``autoencoder.width``); ``auto`` is
+the base config's BinPlay decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict
+from binplay.data.sources import SHAPES
+from binplay.models.autoencoder import build_autoencoder
+from binplay.models.build import MB, fp32_bytes
+
+SIZED_BY_MEMORY = ("binplay", "er", "dgr")
+
+
+def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
+    if cfg.stream.dataset in SHAPES:
+        return SHAPES[cfg.stream.dataset]
+    if cfg.stream.image_shape is None:
+        raise ConfigError("stream.image_shape: needed to size models by memory for user data")
+    return cfg.stream.image_shape
+
+
+def width_for_budget(cfg: BinPlayConfig, budget: int) -> int:
+    """The widest compact BinPlay decoder whose fp32 parameters fit ``budget`` bytes."""
+    if cfg.autoencoder.preset != "compact":
+        raise ConfigError("--memory-mb: only the compact autoencoder is sized by width")
+    shape = image_shape(cfg)
+
+    def size(width: int) -> int:
+        return fp32_bytes(build_autoencoder("compact", shape, cfg.codes.latent_dim, width)[1])
+
+    if size(2) > budget:
+        raise ConfigError(f"--memory-mb: {budget / MB:.2f} MB is below the smallest BinPlay decoder")
+    low, high = 2, 4
+    while size(high) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:  # size(low) fits, size(high) does not
+        mid = (low + high) // 2
+        low, high = (mid, high) if size(mid) <= budget else (low, mid)
+    return low
+
+
+def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float | None,
+               runs_dir: Path) -> BinPlayConfig:
+    tag = "auto" if memory_mb is None else f"{memory_mb:g}mb"
+    sets = [f"strategy={strategy}", f"seed={seed}", f"name={strategy}-{tag}-s{seed}",
+            f"run.storage_path={runs_dir}"]
+    if memory_mb is not None:
+        sets += [f"er.memory_mb={memory_mb}", f"dgr.memory_mb={memory_mb}"]
+    cfg = config_from_dict(base, sets, source="compare")
+    if memory_mb is not None and strategy == "binplay":
+        cfg.autoencoder.width = width_for_budget(cfg, int(memory_mb * MB))
+    return cfg
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and sample standard deviation of the average accuracy per (strategy, memory)."""
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["strategy"], row["memory_setting"]), []).append(row)
+    out = []
+    for (strategy, setting), runs in groups.items():
+        accs = [r["average_accuracy"] for r in runs]
+        out.append({"strategy": strategy, "memory_setting": setting,
+                    "memory_mb": statistics.mean(r["memory_mb"] for r in runs),
+                    "stores_past_data": runs[0]["stores_past_data"],
+                    "mean": statistics.mean(accs),
+                    "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "seeds": [r["seed"] for r in runs],
+                    "wall_seconds": sum(r["training_seconds"] for r in runs)})
+    return out
+
+
+def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset: str) -> str:
+    lines = [f"# Strategies compared on {dataset}", "",
+             "## Average accuracy after the last task (Table 2 layout; mean +- std over seeds)", "",
+             "| strategy | memory setting | accuracy % | seeds |", "|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['mean']:.2f} +- "
+                     f"{s['std']:.2f} | {len(s['seeds'])} |")
+    lines += ["", "## Memory kept about the past (Table 3 layout)", "",
+              "| strategy | memory setting | MB | stores past data |", "|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['memory_mb']:.2f} | "
+                     f"{'yes' if s['stores_past_data'] else 'no'} |")
+    lines += ["", "## Runs", "", "| run | accuracy % | MB | training s |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['average_accuracy']:.2f} | {r['memory_mb']:.2f} | "
+                     f"{r['training_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy in sorted({s["strategy"] for s in summary}):
+        points = sorted((s["memory_mb"], s["mean"], s["std"]) for s in summary
+                        if s["strategy"] == strategy and s["strategy"] in SIZED_BY_MEMORY)
+        if points:
+            xs, ys, es = zip(*points)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy)
+    ax.set_xscale("log")
+    ax.set_xlabel("memory kept about the past (MB)")
+    ax.set_ylabel("average accuracy after the last task (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
+            memory_mbs: list[float | None], output: Path, log=print) -> dict[str, Any]:
+    from binplay.runner import train
+
+    output.mkdir(parents=True, exist_ok=True)
+    rows = []
+    base_tree = base.model_dump(mode="json")
+    for memory_mb in memory_mbs:
+        for strategy in strategies:
+            if memory_mb is not None and strategy not in SIZED_BY_MEMORY and memory_mb != memory_mbs[0]:
+                continue  # finetune/joint do not depend on the memory size: run them once
+            for seed in seeds:
+                cfg = run_config(base_tree, strategy, seed, memory_mb, output / "runs")
+                report_path = output / "runs" / cfg.name / "report.json"
+                if report_path.is_file():
+                    log(f"compare: {cfg.name} finished earlier; reading its report")
+                else:
+                    log(f"compare: {cfg.name} starts")
+                    train(cfg)
+                report = json.loads(report_path.read_text())
+                rows.append({"name": cfg.name, "strategy": strategy, "seed": seed,
+                             "memory_setting": "auto" if memory_mb is None else f"{memory_mb:g} MB",
+                             **{k: report[k] for k in ("average_accuracy", "memory_mb",
+                                                       "memory_images", "stores_past_data",
+                                                       "training_seconds", "accuracy_matrix")}})
+    summary = summarise(rows)
+    result = {"dataset": base.stream.dataset, "tasks": base.stream.tasks, "summary": summary,
+              "runs": rows}
+    (output / "compare.json").write_text(json.dumps(result, indent=1))
+    (output / "compare.md").write_text(markdown(summary, rows, base.stream.dataset))
+    if len([m for m in memory_mbs if m is not None]) > 1:
+        plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png")
+    return result

@@ -1,0 +1,106 @@
+"""Baselines in the same harness: fine-tuning forgets, joint is the upper bound, ER and DGR
+stay within their byte budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from test_engine import _run
+
+from binplay.compare import width_for_budget
+from binplay.config import load_config
+from binplay.models.build import MB, binplay_decoder_bytes
+from binplay.runner import train
+from binplay.strategies.baselines import balanced_buffer, image_bytes
+from conftest import require
+
+
+def test_balanced_buffer_stays_within_capacity_and_holds_every_class():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2)
+    buf_x, buf_y = images[:0], torch.zeros(0, dtype=torch.int64)
+    for task in range(3):  # classes 2t, 2t+1; 20 samples each
+        labels = torch.tensor([2 * task] * 20 + [2 * task + 1] * 20)
+        before = {c: buf_x[buf_y == c].clone() for c in buf_y.unique().tolist()}
+        buf_x, buf_y = balanced_buffer(buf_x, buf_y, images, labels, capacity=17, gen=gen)
+        assert len(buf_y) == min(17, 40 * (task + 1))
+        counts = torch.bincount(buf_y).tolist()
+        assert set(buf_y.tolist()) == set(range(2 * task + 2))  # every class seen is held
+        assert max(counts) - min(counts) <= 1  # balanced
+        for c, held in before.items():  # an old class keeps a prefix of what it held
+            assert torch.equal(buf_x[buf_y == c], held[: int((buf_y == c).sum())])
+
+
+def test_finetune_forgets_and_joint_is_the_upper_bound(tiny, tmp_path):
+    results = {}
+    for strategy in ("finetune", "joint"):
+        state = _run(tiny(f"strategy={strategy}"), tmp_path / strategy)
+        results[strategy] = state["history"]["accuracy"][-1]
+    finetune, joint = results["finetune"], results["joint"]
+    print(f"after task 2: finetune {finetune}, joint {joint}")  # measured: [46.9, 100], [100, 100]
+    assert finetune[0] < joint[0] - 40.0  # fine-tuning forgets the first task
+    assert sum(joint) / 2 > sum(finetune) / 2 + 20.0
+    assert min(joint) > 90.0
+
+
+def test_er_buffer_within_budget_and_every_class(tiny, tmp_path):
+    budget_mb = 0.02  # 20,971 bytes: 26 images of 28x28 (+ labels)
+    state = _run(tiny("strategy=er", f"er.memory_mb={budget_mb}"), tmp_path / "er")
+    buffer = state["buffer"]
+    held = len(buffer["labels"]) * image_bytes((1, 28, 28))
+    assert held <= budget_mb * MB
+    assert len(buffer["labels"]) == int(budget_mb * MB) // image_bytes((1, 28, 28))
+    assert sorted(buffer["labels"].unique().tolist()) == [0, 1, 2, 3]
+    assert buffer["images"].dtype == torch.uint8
+
+
+def test_er_auto_budget_is_binplay_decoder(tiny, tmp_path):
+    cfg = tiny("strategy=er")
+    state = _run(cfg, tmp_path / "er")
+    capacity = binplay_decoder_bytes(cfg, (1, 28, 28)) // image_bytes((1, 28, 28))
+    assert len(state["buffer"]["labels"]) == min(capacity, 192)  # the tiny stream has 192
+
+
+def test_dgr_generator_within_budget(tiny, tmp_path):
+    cfg = tiny("strategy=dgr", "dgr.memory_mb=0.3", "dgr.epochs=1")
+    path = train(cfg)
+    report = json.loads(open(path).read())
+    assert report["memory_bytes"] <= 0.3 * MB
+    assert report["memory_kind"].startswith("VAE decoder")
+    assert not report["stores_past_data"]
+    state = _run(cfg, tmp_path / "dgr")
+    assert "generator" in state["models"] and len(state["history"]["accuracy"]) == 2
+
+
+def test_width_for_budget_is_the_widest_that_fits(tiny):
+    cfg = tiny("stream.image_shape=[1,28,28]")
+    for mb in (0.1, 0.5, 2.0):
+        width = width_for_budget(cfg, int(mb * MB))
+        fits = binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+            update={"width": width})}), (1, 28, 28))
+        wider = binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+            update={"width": width + 1})}), (1, 28, 28))
+        assert fits <= mb * MB < wider
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["binplay", "finetune", "joint", "er", "dgr"])
+def test_each_strategy_completes_the_smoke_stream(strategy, tmp_path):
+    from binplay.data.sources import DEBIAN_FMNIST
+    from conftest import MIRROR
+
+    if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").is_file():
+        require(MIRROR / "FashionMNIST" / "raw", "Fashion-MNIST")
+    cfg = load_config("configs/smoke.yaml", [f"strategy={strategy}", "ray.num_workers=0",
+                                             f"run.storage_path={tmp_path}", "dgr.epochs=3"])
+    report = json.loads(open(train(cfg)).read())
+    assert len(report["accuracy_matrix"]) == 3
+    if strategy == "finetune":
+        assert report["average_accuracy"] < 40.0  # forgets the first two tasks
+    if strategy in ("joint", "er"):
+        assert report["average_accuracy"] > 75.0
+    if strategy in ("binplay", "dgr"):
+        assert report["memory_bytes"] <= binplay_decoder_bytes(cfg, (1, 28, 28))
+        assert not report["stores_past_data"]
