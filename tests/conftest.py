@@ -105,8 +105,10 @@ def _session_pids(sid: int) -> list[int]:
 def ray_head(tmp_path_factory):
     """One local Ray head for the whole session (`ray start --head`).
 
-    Token authentication stays on (Ray >= 2.59): clients get RAY_AUTH_MODE=token and
-    read the token that `ray start` keeps in ~/.ray/auth_token. `ray start` runs in a
+    Token authentication stays on (Ray >= 2.59): the head and its clients share a token
+    made for this session (RAY_AUTH_TOKEN, 64 hex digits as Ray generates them), so a
+    fresh machine without ~/.ray/auth_token works and an existing token is left alone.
+    Clients get RAY_AUTH_MODE=token. `ray start` runs in a
     process session of its own, which the head's daemons inherit; teardown kills
     exactly that session, never another Ray on the machine (`ray stop` kills them all).
     """
@@ -117,7 +119,10 @@ def ray_head(tmp_path_factory):
 
     ray_bin = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     gcs, dash = free_port(), free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    import secrets
+
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_ADDRESS", None)
     start = [ray_bin, "start", "--head", "--num-cpus", "2", f"--port={gcs}",
              f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", "--disable-usage-stats",
