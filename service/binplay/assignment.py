@@ -91,3 +91,33 @@ def greedy_reference(z: torch.Tensor, codes: torch.Tensor) -> list[int]:
 def sign_agreement(z: torch.Tensor, codes: torch.Tensor) -> float:
     """Fraction of latent bits whose sign matches the assigned code (0.5 = random)."""
     return float((torch.sign(z) == codes).float().mean())
+
+
+class GroupedCodeBook:
+    """Alg. 1 within groups: a sample takes the nearest free code of its own group.
+
+    With a stream ordered by class, a class's samples own its index sub-range, so a sample
+    must take one of its class's codes: the ledger then tells the class of every index. One
+    group (all zeros) is the plain Alg. 1 over the whole task.
+    """
+
+    def __init__(self, codes: torch.Tensor, groups: torch.Tensor, candidates: int = 16):
+        self.rows = {int(g): (groups == g).nonzero().squeeze(1) for g in groups.unique()}
+        self.books = {g: CodeBook(codes[r], candidates) for g, r in self.rows.items()}
+
+    def reset(self) -> None:
+        for book in self.books.values():
+            book.reset()
+
+    def fits(self, groups: torch.Tensor) -> bool:
+        """Whether every group of this batch still has a free code for each of its samples."""
+        wanted = torch.bincount(groups.cpu())
+        return all(int(n) <= self.books[g].free for g, n in enumerate(wanted.tolist()) if n)
+
+    def assign(self, z: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Code rows (of the whole task) for the rows of ``z``, each within its group."""
+        out = torch.empty(len(z), dtype=torch.long, device=z.device)
+        for g in groups.unique().tolist():
+            mask = groups == g
+            out[mask] = self.rows[g].to(z.device)[self.books[g].assign(z[mask])]
+        return out

@@ -163,14 +163,28 @@ def task_prefix(task_id: int, *, bits: int, prime: int) -> torch.Tensor:
     return index_codes([task_id + 1], bits_per_part=bits, primes=[prime])[0]
 
 
-def stream_codes(indices: IndexLike, task_ids: IndexLike, codes_cfg) -> torch.Tensor:
-    """Full latent codes: task prefix followed by the index code, (n, latent_dim)."""
-    body = index_codes(indices, bits_per_part=codes_cfg.bits_per_part, primes=codes_cfg.primes)
-    if codes_cfg.task_bits == 0:
-        return body
-    tids = _as_uint64(task_ids).astype(np.int64)
-    uniq = np.unique(tids)
-    table = {int(t): task_prefix(int(t), bits=codes_cfg.task_bits, prime=codes_cfg.task_prime)
-             for t in uniq}
-    prefix = torch.stack([table[int(t)] for t in uniq])[np.searchsorted(uniq, tids)]
-    return torch.cat([prefix, body], dim=1)
+def class_bits(classes: IndexLike, bits: int) -> torch.Tensor:
+    """One-hot class bits as +-1, shape (n, bits): bit c is +1 for class c."""
+    labels = torch.as_tensor(_as_uint64(classes).astype(np.int64))
+    if len(labels) and int(labels.max()) >= bits:
+        raise ValueError(f"class {int(labels.max())} needs more than codes.class_bits={bits}")
+    return torch.nn.functional.one_hot(labels, bits).float() * 2 - 1
+
+
+def stream_codes(indices: IndexLike, task_ids: IndexLike, codes_cfg,
+                 classes: IndexLike | None = None) -> torch.Tensor:
+    """Full latent codes: task prefix, class bits (``codes_cfg.class_bits``; the class of
+    each index, from the ledger's class ranges), then the index code: (n, latent_dim)."""
+    parts = []
+    if codes_cfg.task_bits:
+        tids = _as_uint64(task_ids).astype(np.int64)
+        uniq = np.unique(tids)
+        table = {int(t): task_prefix(int(t), bits=codes_cfg.task_bits, prime=codes_cfg.task_prime)
+                 for t in uniq}
+        parts.append(torch.stack([table[int(t)] for t in uniq])[np.searchsorted(uniq, tids)])
+    if getattr(codes_cfg, "class_bits", 0):
+        if classes is None:
+            raise ValueError("codes.class_bits is set: the class of each index is needed")
+        parts.append(class_bits(classes, codes_cfg.class_bits))
+    parts.append(index_codes(indices, bits_per_part=codes_cfg.bits_per_part, primes=codes_cfg.primes))
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]

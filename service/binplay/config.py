@@ -43,6 +43,9 @@ class StreamConfig(_Strict):
         None, description="(C, H, W) expected of user data; built-in datasets know theirs"
     )
     shard_rows: int = Field(4096, gt=0, description="rows per Parquet shard")
+    order: Literal["dataset", "class"] = Field(
+        "dataset", description="order of a task's samples, hence of its indices: dataset order, "
+        "or class after class (each class a contiguous index sub-range kept in the ledger)")
 
     @model_validator(mode="after")
     def _check(self) -> StreamConfig:
@@ -67,6 +70,9 @@ class CodesConfig(_Strict):
     primes: list[int] = Field(default_factory=lambda: [3, 5, 7, 11, 13, 17, 19, 23])
     task_bits: int = Field(10, ge=0, le=62, description="bits of the task-id prefix (0: none)")
     task_prime: int = Field(29, description="prime of the task-id prefix")
+    class_bits: int = Field(
+        0, ge=0, description="one +-1 bit per class (one-hot), read from the ledger's class "
+        "sub-ranges: the decoder knows each code's class (needs stream.order: class); 0 = none")
 
     @field_validator("primes")
     @classmethod
@@ -91,7 +97,7 @@ class CodesConfig(_Strict):
 
     @property
     def latent_dim(self) -> int:
-        return self.code_dim + self.task_bits
+        return self.code_dim + self.task_bits + self.class_bits
 
 
 class AutoencoderConfig(_Strict):
@@ -131,6 +137,12 @@ class ClassifierConfig(_Strict):
     mix_real_inputs: bool = Field(
         False, description="also train on the real current images, besides their reconstructions")
     soft_targets: bool = Field(True, description="past samples: frozen-copy softmax vs argmax")
+    ledger_labels: bool = Field(
+        False, description="past samples take the class of the ledger sub-range their index "
+        "falls in, instead of the frozen copy's prediction (needs stream.order: class)")
+    norm: Literal["batch", "group"] = Field(
+        "batch", description="normalisation of the conv layers: batch statistics (learnt on "
+        "regenerations, used on real test images) or GroupNorm (per sample, no statistics)")
     replay_loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     past_fraction: float | None = Field(
         None, ge=0, lt=1,
@@ -206,6 +218,17 @@ class BinPlayConfig(_Strict):
     dgr: DgrConfig = Field(default_factory=DgrConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _check_class_structure(self) -> BinPlayConfig:
+        if self.codes.class_bits and self.stream.order != "class":
+            raise ValueError("codes.class_bits needs stream.order: class (classes own index ranges)")
+        if self.codes.class_bits and self.codes.class_bits < self.stream.num_classes:
+            raise ValueError(f"codes.class_bits: {self.codes.class_bits} bits cannot hold "
+                             f"{self.stream.num_classes} classes one-hot")
+        if self.classifier.ledger_labels and self.stream.order != "class":
+            raise ValueError("classifier.ledger_labels needs stream.order: class")
+        return self
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the math; a checkpoint resumes only under the same.

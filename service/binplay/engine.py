@@ -115,7 +115,8 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
         _train_task(run, strategy, progress)
         strategy.end_task(run)
         ledger.add(TaskRecord(run.t, run.shards.first_index, run.shards.last_index,
-                              tuple(run.shards.classes)))
+                              tuple(run.shards.classes),
+                              tuple(tuple(r) for r in run.shards.class_ranges)))
         state["ledger"] = ledger.to_dict()
         metrics = evaluator.after_task(run.t, models, ledger, state)
         state["history"]["task_seconds"].append(time.time() - run.started)

@@ -26,8 +26,10 @@ class ReplaySource(Protocol):
 
 def codes_for(indices: torch.Tensor, ledger: Ledger, codes_cfg: CodesConfig,
               device: torch.device | str = "cpu") -> torch.Tensor:
-    """Full latent codes (task prefix + index code) of past indices."""
-    return stream_codes(indices, ledger.task_of(indices), codes_cfg).to(device)
+    """Full latent codes (task prefix, class bits, index code) of past indices: all of it
+    recomputed from the indices and the ledger's ranges."""
+    classes = ledger.class_of(indices) if codes_cfg.class_bits else None
+    return stream_codes(indices, ledger.task_of(indices), codes_cfg, classes).to(device)
 
 
 @torch.no_grad()

@@ -1,10 +1,11 @@
 """Class-incremental streams materialised as Parquet shards.
 
-Task t holds the training samples of its classes in dataset order and owns the
-contiguous global indices K_t..N_t (1-based, as in the paper), so indices are
-stable across runs of the same config. Shards have columns ``index``, ``label``,
-``image`` (raw uint8 bytes, C*H*W); the image shape is stored in the schema
-metadata, so reading back is lossless and checked.
+Task t holds the training samples of its classes in dataset order (or, with
+``stream.order: class``, class after class, so that each class owns a contiguous
+sub-range recorded in the ledger) and owns the contiguous global indices K_t..N_t
+(1-based, as in the paper), so indices are stable across runs of the same config.
+Shards have columns ``index``, ``label``, ``image`` (raw uint8 bytes, C*H*W); the
+image shape is stored in the schema metadata, so reading back is lossless and checked.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TaskShards:
     last_index: int  # N_t
     train: list[str] = field(default_factory=list)
     test: list[str] = field(default_factory=list)
+    # (class, first index, last index) per class when the stream is ordered by class
+    class_ranges: list[list[int]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -70,14 +73,28 @@ def load_split(cfg: StreamConfig, split: str) -> ImageSet:
     return reader(path, expected_shape=cfg.image_shape)
 
 
-def _select(data: ImageSet, classes: list[int], per_class: int | None) -> np.ndarray:
-    """Row numbers of the task's samples, in dataset order (stable across runs)."""
+def _select(data: ImageSet, classes: list[int], per_class: int | None,
+            by_class: bool = False) -> np.ndarray:
+    """Row numbers of the task's samples, in dataset order, or class after class (each in
+    dataset order); stable across runs either way."""
     labels = data.labels.numpy()
     rows = []
     for c in classes:
         found = np.flatnonzero(labels == c)
         rows.append(found[:per_class] if per_class else found)
-    return np.sort(np.concatenate(rows))
+    joined = np.concatenate(rows)
+    return joined if by_class else np.sort(joined)
+
+
+def _class_ranges(labels: np.ndarray, first_index: int) -> list[list[int]]:
+    """(class, first, last) of each run of equal labels: the class sub-ranges of a task."""
+    ranges: list[list[int]] = []
+    for offset, label in enumerate(labels.tolist()):
+        if ranges and ranges[-1][0] == label:
+            ranges[-1][2] = first_index + offset
+        else:
+            ranges.append([label, first_index + offset, first_index + offset])
+    return ranges
 
 
 def _check_labels(data: ImageSet, cfg: StreamConfig) -> None:
@@ -181,7 +198,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         raise DataError(f"{test.origin}: test images {tuple(test.images.shape[1:])} "
                         f"differ from training images {shape}")
     # Refuse an over-capacity stream before writing any shard.
-    train_rows = [_select(train, c, cfg.stream.train_per_class) for c in cfg.stream.tasks]
+    by_class = cfg.stream.order == "class"
+    train_rows = [_select(train, c, cfg.stream.train_per_class, by_class) for c in cfg.stream.tasks]
     total = sum(len(rows) for rows in train_rows)
     cap = capacity(cfg.codes.bits_per_part)
     if total > cap:
@@ -199,6 +217,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
             if split == "train":
                 index = np.arange(next_index, next_index + len(rows), dtype=np.int64)
                 shards.last_index = next_index + len(rows) - 1
+                if by_class:
+                    shards.class_ranges = _class_ranges(data.labels[rows].numpy(), next_index)
                 next_index += len(rows)
             else:
                 index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index

@@ -52,7 +52,7 @@ def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
         models["generator"] = build_vae(shape, budget_bytes(cfg.dgr.memory_mb, cfg, shape),
                                         cfg.dgr.latent_dim)
     torch.manual_seed(derived_seed(cfg.seed, "classifier"))
-    models["classifier"] = LeNet(shape, num_classes, cfg.classifier.dropout)
+    models["classifier"] = LeNet(shape, num_classes, cfg.classifier.dropout, cfg.classifier.norm)
     return models
 
 

@@ -12,11 +12,15 @@ from torch import nn
 
 
 class LeNet(nn.Module):
-    def __init__(self, shape: tuple[int, int, int], num_classes: int, dropout: float = 0.25):
+    def __init__(self, shape: tuple[int, int, int], num_classes: int, dropout: float = 0.25,
+                 norm: str = "batch"):
         super().__init__()
         layers: list[nn.Module] = []
         for c_in, c_out in zip([shape[0], 32, 64], [32, 64, 128]):
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.BatchNorm2d(c_out),
+            # GroupNorm normalises each sample by itself: no statistics learnt on
+            # regenerations and then applied to real test images.
+            normalise = nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(8, c_out)
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), normalise,
                        nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers)
         side = {28: 3, 32: 4}.get(shape[1])

@@ -47,9 +47,12 @@ class BinPlayStrategy(Strategy):
 
     def begin_task(self, run: TaskRun, fresh: bool) -> None:
         cfg, ctx = self.cfg, run.ctx
-        codes = stream_codes(run.index, torch.full_like(run.index, run.t), cfg.codes).to(ctx.device)
+        by_class = cfg.stream.order == "class"
+        codes = stream_codes(run.index, torch.full_like(run.index, run.t), cfg.codes,
+                             run.labels.cpu() if cfg.codes.class_bits else None).to(ctx.device)
+        # Ordered by class, a sample takes a code of its class's sub-range only.
         self.task = ae.CurrentTask(run.images, codes, run.shards.first_index,
-                                   run.shards.last_index)
+                                   run.shards.last_index, run.labels if by_class else None)
         if fresh and run.t > 0 and cfg.autoencoder.decoder_mode == "reinit":
             _reinitialise(run.models["decoder"], derived_seed(cfg.seed, run.t, "reinit"))
         self.frozen_decoder = run.frozen.get("decoder") if cfg.autoencoder.self_rehearsal else None
@@ -124,6 +127,15 @@ class BinPlayStrategy(Strategy):
 
     def past_batches(self, run: TaskRun) -> PastBatch | None:
         source = InlineReplay(run.models["decoder"], run.ledger, self.cfg.codes, run.ctx.device)
+        if self.cfg.classifier.ledger_labels:
+            num_classes = run.state["num_classes"]
+
+            def labelled(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                indices, images = source.sample(n, gen)
+                classes = run.ledger.class_of(indices).to(images.device)
+                return images, torch.nn.functional.one_hot(classes, num_classes).float()
+
+            return labelled
         return soft_target_batches(lambda n, gen: source.sample(n, gen)[1],
                                    run.frozen["classifier"], run.seen(include_current=False),
                                    hard=not self.cfg.classifier.soft_targets)

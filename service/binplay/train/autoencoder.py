@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from binplay.assignment import CodeBook, sign_agreement
+from binplay.assignment import GroupedCodeBook, sign_agreement
 from binplay.config import AutoencoderConfig, CodesConfig
 from binplay.ledger import Ledger
 from binplay.replay import codes_for, decode_indices
@@ -31,6 +31,17 @@ class CurrentTask:
     codes: torch.Tensor  # (n, latent_dim): codes of this worker's stream indices
     first_index: int  # K_t
     total: int  # N_t over all workers
+    groups: torch.Tensor | None = None  # class of each row when codes are taken within a class
+
+    def book(self) -> GroupedCodeBook:
+        groups = self.groups if self.groups is not None else torch.zeros(
+            len(self.codes), dtype=torch.long, device=self.codes.device)
+        return GroupedCodeBook(self.codes, groups)
+
+    def groups_of(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.groups is None:
+            return torch.zeros(len(rows), dtype=torch.long, device=self.codes.device)
+        return self.groups[rows]
 
 
 def past_fraction(task: CurrentTask) -> float:
@@ -69,7 +80,7 @@ def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Op
     ``batch`` is this worker's share of the configured (global) batch size.
     """
     device = task.images.device
-    book = CodeBook(task.codes)
+    book = task.book()
     order = torch.randperm(len(task.images), generator=gen)
     pf = past_fraction(task)
     n_past = min(batch, round(batch * pf / max(1e-9, 1 - pf)))
@@ -88,9 +99,10 @@ def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Op
             loss = loss + F.mse_loss(out[len(x):], past[1]) * len(past[1]) / len(x)
         code_loss = torch.zeros(())
         if assign:
-            if book.free < len(rows):
+            groups = task.groups_of(rows)
+            if not book.fits(groups):
                 book.reset()  # this worker's shard wrapped around: a new pass over its codes
-            chosen = book.assign(z)
+            chosen = book.assign(z, groups)
             code_loss = ((z - task.codes[chosen]) ** 2).sum(dim=1).mean()
             loss = loss + cfg.code_loss_weight * code_loss
         opt.zero_grad(set_to_none=True)
@@ -108,14 +120,14 @@ def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generato
     """Final greedy pass with the converged encoder: sample row -> code row, and sign agreement."""
     was_training = encoder.training
     encoder.eval()
-    book = CodeBook(task.codes)
+    book = task.book()
     order = torch.randperm(len(task.images), generator=gen)
     mapping = torch.empty(len(order), dtype=torch.long)
     agree, seen = 0.0, 0
     for s in range(0, len(order), batch):
         rows = order[s:s + batch]
         z = encoder(task.images[rows])
-        chosen = book.assign(z)
+        chosen = book.assign(z, task.groups_of(rows))
         mapping[rows] = chosen.cpu()
         agree += sign_agreement(z, task.codes[chosen]) * len(rows)
         seen += len(rows)
