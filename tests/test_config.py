@@ -95,3 +95,24 @@ def test_dry_run_cli():
     assert bad.stderr.strip().count("\n") == 0 and "stream.nonexistent" in bad.stderr
     wrong_type = _dry_run("--set", "autoencoder.batch_size=big")
     assert wrong_type.returncode == 2 and "autoencoder.batch_size" in wrong_type.stderr
+
+
+@pytest.mark.parametrize("name", ["split_mnist", "split_fmnist", "split_cifar10"])
+def test_paper_presets_keep_the_papers_method(name):
+    cfg = load_config(f"configs/{name}_paper.yaml")
+    assert cfg.autoencoder.preset == "paper" and cfg.strategy == "binplay"
+    assert cfg.stream.order == "dataset" and cfg.codes.class_bits == 0 and cfg.codes.task_bits > 0
+    assert cfg.autoencoder.samples_per_class is None and cfg.stream.train_per_class is None
+    assert not cfg.classifier.ledger_labels and cfg.classifier.norm == "batch"
+    assert cfg.classifier.soft_targets and cfg.classifier.ae_processed_inputs
+
+
+@pytest.mark.parametrize("name", ["split_mnist", "split_fmnist"])
+def test_cpu_presets_name_every_switch_beyond_the_paper(name):
+    text = open(f"configs/{name}.yaml").read()
+    for switch in ("order: class", "class_bits:", "samples_per_class:", "ledger_labels: true",
+                   "norm: group", "task_bits: 0"):
+        line = next(line for line in text.splitlines() if switch in line)
+        assert "BEYOND-PAPER" in line, line
+    cfg = load_config(f"configs/{name}.yaml")
+    assert cfg.stream.train_per_class is None  # every strategy sees the whole stream

@@ -116,6 +116,9 @@ class AutoencoderConfig(_Strict):
         description="share of current-task samples per decoder batch; None = indices drawn "
                     "uniformly over 1..N_t (paper), so the newest task's share falls as N grows",
     )
+    samples_per_class: int | None = Field(
+        None, gt=0, description="BinPlay learns (and its decoder memorises) at most this many "
+        "samples per class of each task; the rest of the task is not read. None = all")
     code_loss_weight: float = Field(1.0, ge=0)
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)
@@ -229,6 +232,16 @@ class BinPlayConfig(_Strict):
         if self.classifier.ledger_labels and self.stream.order != "class":
             raise ValueError("classifier.ledger_labels needs stream.order: class")
         return self
+
+    @property
+    def train_per_class_read(self) -> int | None:
+        """Training samples per class the run reads from the stream: the stream's subset, and
+        for BinPlay at most ``autoencoder.samples_per_class`` (baselines read them all)."""
+        limits = [self.stream.train_per_class]
+        if self.strategy == "binplay":
+            limits.append(self.autoencoder.samples_per_class)
+        given = [n for n in limits if n is not None]
+        return min(given) if given else None
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the math; a checkpoint resumes only under the same.

@@ -161,6 +161,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _stamp(cfg: BinPlayConfig, manifest_text: str) -> str:
     return json.dumps({"stream": cfg.stream.model_dump(mode="json"),
+                       "train_per_class_read": cfg.train_per_class_read,
                        "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()})
 
 
@@ -199,7 +200,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
                         f"differ from training images {shape}")
     # Refuse an over-capacity stream before writing any shard.
     by_class = cfg.stream.order == "class"
-    train_rows = [_select(train, c, cfg.stream.train_per_class, by_class) for c in cfg.stream.tasks]
+    train_rows = [_select(train, c, cfg.train_per_class_read, by_class) for c in cfg.stream.tasks]
     total = sum(len(rows) for rows in train_rows)
     cap = capacity(cfg.codes.bits_per_part)
     if total > cap:
@@ -209,7 +210,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
     rows_per = cfg.stream.shard_rows
     for t, classes in enumerate(cfg.stream.tasks):
         shards = TaskShards(t, list(classes), next_index, next_index - 1)
-        for split, data, per_class in (("train", train, cfg.stream.train_per_class),
+        for split, data, per_class in (("train", train, cfg.train_per_class_read),
                                        ("test", test, cfg.stream.test_per_class)):
             rows = train_rows[t] if split == "train" else _select(data, classes, per_class)
             if len(rows) == 0:
