@@ -60,13 +60,18 @@ def _tuner(search: SearchConfig, base: dict[str, Any], out: Path, tasks: int, lo
                                   resume_errored=True)
     scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=tasks,
                               grace_period=min(search.scheduler.grace_period, tasks),
-                              reduction_factor=search.scheduler.reduction_factor)
+                              reduction_factor=search.scheduler.reduction_factor,
+                              # A trial at its last task returns by itself, so its run
+                              # writes its report (a STOP would kill it before that).
+                              stop_last_trials=False)
     return tune.Tuner(
         trainable, param_space=param_space(search),
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", scheduler=scheduler, num_samples=search.num_samples,
-            search_alg=BasicVariantGenerator(random_state=search.random_seed),
-            max_concurrent_trials=search.max_concurrent_trials),
+            # The limit goes to the generator: Tune ignores max_concurrent_trials (with a
+            # warning) when it is handed a generator instance.
+            search_alg=BasicVariantGenerator(random_state=search.random_seed,
+                                             max_concurrent=search.max_concurrent_trials)),
         # One retry: a crashed trial restarts and resumes its run from its checkpoint.
         run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(out),
                                   failure_config=tune.FailureConfig(max_failures=1), verbose=1),
