@@ -6,6 +6,8 @@ The Ray Train path (binplay.ray_train) runs the same ``run_stream`` inside worke
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,11 +29,15 @@ def pick_device(cfg: BinPlayConfig) -> torch.device:
     return torch.device("cpu")
 
 
-def prepare_stream(cfg: BinPlayConfig, files: RunFiles, log=print) -> StreamManifest:
-    """Build (or reuse) the stream's shards; their paths are readable from every node."""
+def prepare_stream(cfg: BinPlayConfig, files: RunFiles, log=print,
+                   stream_dir: str | Path | None = None) -> StreamManifest:
+    """Build (or reuse) the stream's shards; their paths are readable from every node.
+
+    ``stream_dir`` puts them elsewhere than ``<run>/stream``: a search shares one copy
+    between its trials (a local path, read as it is)."""
     started = time.time()
-    manifest = build_stream(cfg, files.local / "stream")
-    if files.remote is not None:
+    manifest = build_stream(cfg, stream_dir or files.local / "stream")
+    if files.remote is not None and stream_dir is None:
         files.publish("stream")
         local = str((files.local / "stream").resolve())
         for task in manifest.tasks:
@@ -57,13 +63,18 @@ def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], 
     return f"{where}/report.json"
 
 
-def train_in_process(cfg: BinPlayConfig, files: RunFiles) -> str:
+SaveHook = Callable[[dict[str, Any] | None, dict[str, Any]], None]
+
+
+def train_in_process(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | Path | None = None,
+                     after_save: SaveHook | None = None) -> str:
     """Train (or resume) the stream in this process; checkpoints go to ``<run>/checkpoint``
-    (copied up after every save when the run lives at a URI, fetched back to resume)."""
+    (copied up after every save when the run lives at a URI, fetched back to resume).
+    ``after_save(state, metrics)`` runs once each save is on disk (Tune reports from it)."""
     started = time.time()
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    manifest = prepare_stream(cfg, files)
+    manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
     check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
     ckpt = files.local / "checkpoint"
     resume = None
@@ -75,6 +86,8 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles) -> str:
         if state is not None:
             save_state(state, ckpt)
             files.publish("checkpoint")
+        if after_save is not None:
+            after_save(state, metrics)
 
     ctx = TrainContext(device=pick_device(cfg), resume_state=resume, save=save)
     state = run_stream(cfg, manifest, ctx)

@@ -30,8 +30,21 @@ def worker_env() -> dict[str, str]:
     }
 
 
-def ensure_ray(cfg: BinPlayConfig, log=print) -> float:
-    """Initialise Ray once per process; returns the seconds it took."""
+def pin_gcs_address() -> None:
+    """Worker setup hook: name this Ray in every worker's RAY_ADDRESS.
+
+    With several Ray instances on one machine, Train v2's placement-group cleaner
+    failed ("Found multiple active Ray instances"), so every trial Tune stopped kept
+    its workers' placement group and later trials never started (shared RAY-NOTES,
+    "Verified on this machine")."""
+    import ray
+
+    os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
+
+
+def ensure_ray(cfg: BinPlayConfig, log=print, pin_address: bool = False) -> float:
+    """Initialise Ray once per process; returns the seconds it took. ``pin_address``
+    installs ``pin_gcs_address`` in the workers of an embedded Ray (searches need it)."""
     import ray
 
     if ray.is_initialized():
@@ -47,27 +60,56 @@ def ensure_ray(cfg: BinPlayConfig, log=print) -> float:
         where = f"cluster at {address}"
     else:
         # "local": never attach to some other Ray started on this machine by accident.
+        runtime_env: dict = {"env_vars": worker_env()}
+        if pin_address:
+            runtime_env["worker_process_setup_hook"] = pin_gcs_address
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
-                 dashboard_host="127.0.0.1", runtime_env={"env_vars": worker_env()})
+                 dashboard_host="127.0.0.1", runtime_env=runtime_env)
         where = f"embedded local Ray ({os.cpu_count()} CPUs)"
     seconds = time.time() - started
     log(f"ray ready in {seconds:.1f}s: {where}")
     return seconds
 
 
-def check_fits(cfg: BinPlayConfig) -> None:
-    """Refuse a worker group that can never be placed, instead of waiting on it."""
-    import ray
+def cluster_address(cfg: BinPlayConfig) -> str | None:
+    """The cluster a run joins (None: an embedded local Ray)."""
+    return cfg.ray.address or os.environ.get("RAY_ADDRESS")
 
-    total = ray.cluster_resources()
-    # Workers plus a sliver for Ray Data's read tasks: without it the reads wait forever.
-    need_cpu = cfg.ray.num_workers * cfg.ray.cpus_per_worker + DATA_CPU_HEADROOM
-    # Autoscaling clusters may grow; only an embedded/static cluster can be judged here.
-    if not os.environ.get("RAY_ADDRESS") and need_cpu > total.get("CPU", 0):
+
+def run_cpus(cfg: BinPlayConfig, driver_cpus: float = 0.0) -> float:
+    """CPUs one run books: its driver (a Tune trial's own share) and its Train workers;
+    an in-process run (num_workers 0) is its driver alone."""
+    return driver_cpus + cfg.ray.num_workers * cfg.ray.cpus_per_worker
+
+
+def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0,
+               total_cpus: float | None = None) -> None:
+    """Refuse runs that can never all be placed at once, instead of waiting on them.
+
+    ``concurrent`` runs of ``cfg`` share the cluster (a search's trials), each also
+    booking ``driver_cpus``; ``total_cpus`` defaults to the connected Ray's. A cluster
+    named by ``ray.address`` or RAY_ADDRESS may autoscale, so only an embedded Ray
+    is judged."""
+    if total_cpus is None:
+        import ray
+
+        total = ray.cluster_resources()
+        total_cpus = total.get("CPU", 0)
+        gpus = total.get("GPU", 0)
+    else:
+        gpus = None
+    if cluster_address(cfg):
+        return
+    # Ray Data's read tasks need a sliver beside the workers, else they wait forever.
+    headroom = DATA_CPU_HEADROOM if cfg.ray.num_workers else 0.0
+    need_cpu = concurrent * run_cpus(cfg, driver_cpus) + headroom
+    if need_cpu > total_cpus:
+        what = (f"{cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU"
+                + (f" + {driver_cpus} for the trial" if driver_cpus else ""))
+        runs = f"{concurrent} concurrent runs x ({what})" if concurrent > 1 else what
+        extra = f" + {headroom} for Ray Data reads" if headroom else ""
         raise ConfigError(
-            f"ray.cpus_per_worker: {cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU "
-            f"+ {DATA_CPU_HEADROOM} for Ray Data reads exceed the {total.get('CPU', 0)} CPUs of the "
-            f"local Ray; lower ray.cpus_per_worker or ray.num_workers"
-        )
-    if cfg.ray.use_gpu and total.get("GPU", 0) < 1 and not os.environ.get("RAY_ADDRESS"):
-        raise ConfigError("ray.use_gpu: true but this Ray cluster has no GPU")
+            f"ray.cpus_per_worker: {runs}{extra} exceed the {total_cpus:g} CPUs of the local Ray; "
+            f"lower ray.cpus_per_worker, ray.num_workers or the concurrent trials")
+    if cfg.ray.use_gpu and gpus is not None and gpus < concurrent * cfg.ray.num_workers:
+        raise ConfigError("ray.use_gpu: true but this Ray cluster has too few GPUs")

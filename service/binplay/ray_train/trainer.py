@@ -78,7 +78,7 @@ def check_latest_checkpoint(cfg: BinPlayConfig) -> None:
         return
 
 
-def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
+def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list | None = None):
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -99,7 +99,8 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
             name=cfg.name, storage_path=storage_uri(cfg),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures,
-                                                   controller_failure_limit=0)),
+                                                   controller_failure_limit=0),
+            callbacks=callbacks),
         datasets=datasets,
         # Every worker sees the whole task and keeps its own rows (worker.rank_rows):
         # Ray's equal split may drop rows, and a sample without its code breaks replay.
@@ -107,19 +108,24 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest):
     )
 
 
-def train_with_ray(cfg: BinPlayConfig, files: RunFiles) -> str:
+def train_with_ray(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | None = None,
+                   callbacks: list | None = None) -> str:
+    """Train (or resume) the run with Ray Train. ``callbacks`` (e.g. Tune's
+    ``TuneReportCallback`` inside a trial) mean a caller already holds Ray and has
+    checked the capacity of all its runs together; ``stream_dir`` is a shared stream."""
     import ray.train
 
     started = time.time()
-    ensure_ray(cfg)
-    check_fits(cfg)
+    if callbacks is None:
+        ensure_ray(cfg)
+        check_fits(cfg)
     if claim_run(cfg):
         print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
               f"checkpoint", flush=True)
-    manifest = prepare_stream(cfg, files)
+    manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
     check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
     check_latest_checkpoint(cfg)
-    trainer = build_trainer(cfg, manifest)
+    trainer = build_trainer(cfg, manifest, callbacks)
     fit_started = time.time()
     try:
         result = trainer.fit()

@@ -58,14 +58,30 @@ def _log(line: str) -> None:
     sys.__stdout__.flush()
 
 
-def _save(state: dict[str, Any] | None, metrics: dict[str, Any]) -> None:
-    flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, list))}
-    if state is None:
-        ray.train.report(flat)
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        save_state(state, tmp)
-        ray.train.report(flat, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+def tune_metrics(metrics: dict[str, Any], last: dict[str, float]) -> dict[str, Any]:
+    """Every report carries ``tasks_done`` and ``average_accuracy`` (the last known one
+    mid-task): a search's ASHA scheduler judges every report a trial makes."""
+    if "average_accuracy" in metrics:
+        last["average_accuracy"] = float(metrics["average_accuracy"])
+        last["tasks_done"] = metrics["task"] + 1
+    return {**metrics, "tasks_done": last["tasks_done"], "average_accuracy": last["average_accuracy"]}
+
+
+def _saver(resume: dict[str, Any] | None):
+    rows = (resume or {}).get("history", {}).get("accuracy", [])
+    last = {"tasks_done": len(rows), "average_accuracy": sum(rows[-1]) / len(rows[-1]) if rows else 0.0}
+
+    def save(state: dict[str, Any] | None, metrics: dict[str, Any]) -> None:
+        metrics = tune_metrics(metrics, last)
+        flat = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, list))}
+        if state is None:
+            ray.train.report(flat)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            save_state(state, tmp)
+            ray.train.report(flat, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+    return save
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -83,6 +99,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         rank=rank, world_size=world, device=ray.train.torch.get_device(),
         wrap_model=lambda m: ray.train.torch.prepare_model(m),
         load_task=_load_shard(tuple(manifest.image_shape), rank, world),
-        save=_save, resume_state=resume, log=_log,
+        save=_saver(resume), resume_state=resume, log=_log,
     )
     run_stream(cfg, manifest, ctx)

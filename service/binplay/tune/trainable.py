@@ -1,0 +1,111 @@
+"""One Tune trial = one whole continual run, reporting after every task.
+
+A trial's run is named from its Tune trial id (``train-<trial_id>``) under
+``<search>/trials/``, so a trial that Tune restarts after the driver died resumes its
+own run from the library's checkpoint instead of starting over. In-process trials
+(``ray.num_workers: 0``) run ``train_in_process`` inside the trial's process; larger
+ones fit a ``TorchTrainer`` from the trial, whose rank-0 reports Tune receives through
+``TuneReportCallback`` (shared RAY-NOTES, "Ray Tune with Train v2").
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from binplay.config import BinPlayConfig
+from binplay.tune.config import METRIC, TIME_ATTR, SearchConfig, trial_config
+
+
+def trial_run_name(trial_id: str) -> str:
+    return f"train-{trial_id}"
+
+
+def stream_key(cfg: BinPlayConfig) -> str:
+    """What defines the stream's shards (as ``build_stream``'s stamp), not the trial."""
+    blob = json.dumps({"stream": cfg.stream.model_dump(mode="json"),
+                       "train_per_class_read": cfg.train_per_class_read}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def shared_stream(cfg: BinPlayConfig, search_dir: Path, log=print) -> Path:
+    """Build the stream once per search; every trial of the same stream reuses it.
+
+    Concurrent trials would race to write the same shards, so the first builds under
+    a file lock and the others wait, then find it complete (``build_stream`` reuses a
+    directory whose stamp matches)."""
+    from binplay.data.stream import build_stream
+
+    directory = search_dir / f"stream-{stream_key(cfg)}"
+    search_dir.mkdir(parents=True, exist_ok=True)
+    with open(search_dir / f"{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            build_stream(cfg, directory)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return directory
+
+
+def _report_from_file(report_path: str) -> dict[str, Any] | None:
+    """The last task of a run that was already complete when its trial (re)started."""
+    try:
+        rows = json.loads(Path(report_path).read_text())["accuracy_matrix"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if not rows:
+        return None
+    return {METRIC: sum(rows[-1]) / len(rows[-1]), TIME_ATTR: len(rows), "accuracy_row": rows[-1]}
+
+
+def make_trainable(search: SearchConfig, base: dict[str, Any],
+                   search_dir: str) -> Callable[[dict[str, Any]], None]:
+    """The function trainable of a search (a closure: Tune pickles it with its inputs)."""
+    root = Path(search_dir)
+
+    def trial(params: dict[str, Any]) -> None:
+        import ray.tune
+
+        from binplay.storage import RunFiles
+
+        trial_id = ray.tune.get_context().get_trial_id()
+        cfg = trial_config(search, base, params, name=trial_run_name(trial_id),
+                           storage=str(root / "trials"))
+        stream_dir = shared_stream(cfg, root)
+        files = RunFiles(cfg)
+        reported = []
+        if cfg.ray.num_workers == 0:
+            from binplay.runner import train_in_process
+
+            def after_save(state: dict | None, metrics: dict[str, Any]) -> None:
+                # Only task ends reach Tune: a mid-task save has no new accuracy, and the
+                # checkpoint it wrote in the trial's run is what a restart resumes from.
+                if METRIC not in metrics:
+                    return
+                reported.append(metrics["task"])
+                ray.tune.report({METRIC: float(metrics[METRIC]), TIME_ATTR: metrics["task"] + 1,
+                                 "accuracy_row": list(metrics["accuracy_row"])})
+
+            report_path = train_in_process(cfg, files, stream_dir, after_save)
+        else:
+            from ray.tune.integration.ray_train import TuneReportCallback
+
+            from binplay.ray_train.trainer import train_with_ray
+
+            # Each Train report is forwarded; the worker puts the metric and the task
+            # count in every one of them (worker.tune_metrics), as ASHA needs.
+            report_path = train_with_ray(cfg, files, str(stream_dir), callbacks=[TuneReportCallback()])
+            reported.append(-1)
+        if not reported:
+            # The run was complete before this (re)start: give Tune its final result once.
+            final = _report_from_file(report_path)
+            if final is not None:
+                ray.tune.report(final)
+
+    trial.__name__ = f"binplay_{search.name}"
+    return trial
+
