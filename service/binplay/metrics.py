@@ -52,8 +52,9 @@ def psnr(mse: float, peak: float = 1.0) -> float:
 
 
 def equal_memory_buffer(decoder_mb: float, image_shape: Sequence[int]) -> int:
-    """How many raw uint8 images a replay buffer of the decoder's size could hold."""
+    """How many raw uint8 images, each with a one-byte label, a replay buffer of the
+    decoder's size could hold (what the `er` strategy holds at equal memory)."""
     per_image = 1
     for d in image_shape:
         per_image *= int(d)
-    return int(decoder_mb * 2**20 // per_image)
+    return int(decoder_mb * 2**20 // (per_image + 1))

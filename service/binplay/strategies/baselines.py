@@ -49,7 +49,8 @@ class JointStrategy(Strategy):
 
 
 def image_bytes(image_shape: tuple[int, ...]) -> int:
-    """Bytes one buffered sample costs: its uint8 pixels and a one-byte label."""
+    """Bytes one buffered sample costs: its uint8 pixels and a one-byte label
+    (metrics.equal_memory_buffer counts the same)."""
     return int(torch.tensor(image_shape).prod()) + 1
 
 
