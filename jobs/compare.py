@@ -5,7 +5,7 @@
     python -m jobs.compare --config configs/split_mnist.yaml --strategies binplay,er,dgr,finetune,joint \
         --seeds 0,1,2 --output runs/compare-mnist
     python -m jobs.compare --config configs/split_mnist.yaml --strategies binplay,er \
-        --seeds 0 --memory-mb 1,2,4,8 --output runs/memory-mnist
+        --seeds 0 --memory-mb 1,auto,8 --output runs/memory-mnist
 
 Every (strategy, seed[, memory size]) is its own run under OUTPUT/runs/, trained one
 after another; re-running the same command skips finished runs and resumes the
@@ -28,14 +28,18 @@ def _csv(kind):
     return parse
 
 
+def _megabytes(text: str) -> float | None:
+    return None if text.strip() == "auto" else float(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = parser_with_config(__doc__)
     parser.add_argument("--strategies", type=_csv(str), default=["binplay", "er", "dgr",
                                                                  "finetune", "joint"])
     parser.add_argument("--seeds", type=_csv(int), default=[0])
-    parser.add_argument("--memory-mb", type=_csv(float), default=None,
+    parser.add_argument("--memory-mb", type=_csv(_megabytes), default=None,
                         help="memory sizes (MB) for BinPlay's decoder, the ER buffer and the DGR "
-                        "decoder (default: BinPlay's decoder of the config)")
+                        "decoder; 'auto' = BinPlay's decoder of the config (the default)")
     parser.add_argument("--output", required=True, help="directory of the comparison")
 
     def body(cfg, args) -> None:

@@ -104,3 +104,19 @@ def test_each_strategy_completes_the_smoke_stream(strategy, tmp_path):
     if strategy in ("binplay", "dgr"):
         assert report["memory_bytes"] <= binplay_decoder_bytes(cfg, (1, 28, 28))
         assert not report["stores_past_data"]
+
+
+def test_compare_reads_finished_runs_and_plots_memory_sizes(tiny, tmp_path, capsys):
+    from binplay.compare import compare
+
+    base = tiny("stream.image_shape=[1,28,28]", "autoencoder.decoder_epochs=1",
+                "classifier.epochs=1")
+    out = tmp_path / "cmp"
+    first = compare(base, ["er", "finetune"], [0], [0.05, None], out, log=lambda line: None)
+    assert [r["name"] for r in first["runs"]] == ["er-0.05mb-s0", "finetune-0.05mb-s0", "er-auto-s0"]
+    assert (out / "accuracy_vs_memory.png").stat().st_size > 1000
+    assert (out / "compare.md").read_text().count("| er |") == 4  # 2 sizes x (Table 2, Table 3)
+    lines: list[str] = []
+    again = compare(base, ["er", "finetune"], [0], [0.05, None], out, log=lines.append)
+    assert all("finished earlier" in line for line in lines) and len(lines) == 3
+    assert again["summary"] == first["summary"]

@@ -132,7 +132,7 @@ def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
     base_tree = base.model_dump(mode="json")
     for memory_mb in memory_mbs:
         for strategy in strategies:
-            if memory_mb is not None and strategy not in SIZED_BY_MEMORY and memory_mb != memory_mbs[0]:
+            if strategy not in SIZED_BY_MEMORY and memory_mb != memory_mbs[0]:
                 continue  # finetune/joint do not depend on the memory size: run them once
             for seed in seeds:
                 cfg = run_config(base_tree, strategy, seed, memory_mb, output / "runs")
@@ -153,6 +153,6 @@ def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
               "runs": rows}
     (output / "compare.json").write_text(json.dumps(result, indent=1))
     (output / "compare.md").write_text(markdown(summary, rows, base.stream.dataset))
-    if len([m for m in memory_mbs if m is not None]) > 1:
+    if len(memory_mbs) > 1:
         plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png")
     return result
