@@ -256,16 +256,16 @@ class BinPlayConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _set_dotted(tree: dict[str, Any], dotted: str, raw: str) -> None:
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:
+    """Set ``a.b.c`` in a config tree; ``where`` names the setting in the error."""
     keys = dotted.split(".")
     node = tree
     for key in keys[:-1]:
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: '{key}' is not a section")
+            raise ConfigError(f"{where}: '{key}' is not a section")
         node = child
-    # YAML parsing gives `3` -> int, `true` -> bool, `[0,1]` -> list, `null` -> None.
-    node[keys[-1]] = yaml.safe_load(raw)
+    node[keys[-1]] = value
 
 
 def _one_line(err: ValidationError, source: str) -> str:
@@ -283,7 +283,8 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...
         if "=" not in item:
             raise ConfigError(f"--set {item}: expected key.path=value")
         key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), raw)
+        # YAML parsing gives `3` -> int, `true` -> bool, `[0,1]` -> list, `null` -> None.
+        set_dotted(tree, key.strip(), yaml.safe_load(raw), f"--set {key.strip()}")
     try:
         return BinPlayConfig.model_validate(tree)
     except ValidationError as exc:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from binplay.config import BinPlayConfig, ConfigError, config_from_dict
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict, set_dotted
 
 METRIC = "average_accuracy"  # over the tasks seen so far, %, reported after every task
 TIME_ATTR = "tasks_done"  # ASHA's clock: the number of the task just finished (1-based)
@@ -113,18 +113,6 @@ class SearchConfig(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def set_dotted(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
-    """Set ``a.b.c`` in a config tree to a native YAML value (no string re-parsing)."""
-    keys = dotted.split(".")
-    node = tree
-    for key in keys[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: {dotted}: '{key}' is not a section")
-        node = child
-    node[keys[-1]] = value
-
-
 def _resolve_base(base: str, tune_file: Path) -> Path:
     # Relative to the working directory like every job's --config, else beside the tune file.
     path = Path(base)
@@ -167,7 +155,7 @@ def trial_config(search: SearchConfig, base: dict[str, Any], params: dict[str, A
     stream cut to the first ``tune_tasks`` tasks unless ``whole_stream``."""
     tree = json.loads(json.dumps(base))
     for key, value in {**search.overrides, **params}.items():
-        set_dotted(tree, key, value, source)
+        set_dotted(tree, key, value, f"{source}: {key}")  # native YAML values, not re-parsed
     cfg = config_from_dict(tree, source=source)
     updates: dict[str, Any] = {"name": name}
     if search.tune_tasks is not None and not whole_stream:
