@@ -13,7 +13,6 @@ against the models.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 
 import pyarrow.fs as pafs
@@ -22,10 +21,11 @@ from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
 from binplay.errors import worker_error
 from binplay.models.build import check_models_fit
+from binplay.ray_train.checkpoints import newest_checkpoint
 from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.runner import finish, prepare_stream
-from binplay.state import STATE_FILE, StateError, check_resume_workers, load_state
+from binplay.state import StateError, check_resume_workers, load_state
 from binplay.storage import RunFiles, run_root, storage_uri
 
 FINGERPRINT_FILE = "binplay_run.json"
@@ -61,21 +61,10 @@ def claim_run(cfg: BinPlayConfig) -> bool:
 
 
 def check_latest_checkpoint(cfg: BinPlayConfig) -> None:
-    """Load the newest ``checkpoint_*`` of the run (names sort by time) and check it as the
-    workers would, before any worker starts."""
-    fs, root = pafs.FileSystem.from_uri(run_root(cfg))
-    entries = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
-    dirs = sorted(e.base_name for e in entries
-                  if e.type == pafs.FileType.Directory and e.base_name.startswith("checkpoint_"))
-    for name in reversed(dirs):
-        if fs.get_file_info(f"{root}/{name}/{STATE_FILE}").type != pafs.FileType.File:
-            continue  # a checkpoint still being written, or an unrelated folder
-        with tempfile.TemporaryDirectory() as tmp:
-            pafs.copy_files(f"{root}/{name}/{STATE_FILE}", f"{tmp}/{STATE_FILE}",
-                            source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
-            state = load_state(tmp, cfg)
-        check_resume_workers(state, cfg.ray.num_workers, f"{run_root(cfg)}/{name}")
-        return
+    """Check the run's newest checkpoint on storage as the workers would, before any starts."""
+    found = newest_checkpoint(cfg)
+    if found is not None:
+        check_resume_workers(found[1], cfg.ray.num_workers, found[0])
 
 
 def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list | None = None):

@@ -23,6 +23,7 @@ from binplay.config import BinPlayConfig
 from binplay.context import TaskData, TrainContext
 from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
 from binplay.engine import run_stream
+from binplay.ray_train.checkpoints import newest_checkpoint, progress
 from binplay.state import load_state, save_state
 
 
@@ -95,6 +96,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as path:
             resume = load_state(path, cfg)
+    on_disk = newest_checkpoint(cfg)  # newer than Ray's snapshot if the driver died just after
+    if on_disk is not None and progress(on_disk[1]) > progress(resume):
+        resume = on_disk[1]
     ctx = TrainContext(
         rank=rank, world_size=world, device=ray.train.torch.get_device(),
         wrap_model=lambda m: ray.train.torch.prepare_model(m),
