@@ -43,9 +43,8 @@ class JointStrategy(Strategy):
     def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
                image_shape: tuple[int, ...]) -> Memory:
         seen = sum(t["last_index"] - t["first_index"] + 1 for t in state["ledger"]["tasks"])
-        per_image = int(torch.tensor(image_shape).prod())
-        return Memory("all past data (uint8 images + labels)", seen * (per_image + 1), seen,
-                      stores_data=True)
+        return Memory("all past data (uint8 images + labels)", seen * image_bytes(image_shape),
+                      seen, stores_data=True)
 
 
 def image_bytes(image_shape: tuple[int, ...]) -> int:
