@@ -188,7 +188,8 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)
         m = {**m, **run.replay_metrics()}
-        progress.epoch(run.t, phase, epoch, ctx.mean(m["loss"]), samples, time.time() - tick)
+        progress.epoch(run.t, phase, epoch, ctx.mean(m["loss"]), samples, time.time() - tick,
+                       m.get("replay_wait_s"))
         strategy.after_epoch(run, phase, epoch)
         state["cursor"] = position + 1
         state.setdefault("phase_metrics", []).append({"phase": phase, "epoch": epoch, **m})
