@@ -139,3 +139,19 @@ def test_every_rehearsing_phase_goes_through_the_source_bound_once_per_phase(tin
     waits = [line for line in lines if "replay wait" in line]
     assert len(waits) == sum(1 for line in lines if "task 2/2 |" in line)  # every phase of task 2
     assert not any("replay wait" in line for line in lines if "task 1/2 |" in line)
+
+
+def test_replay_actors_are_counted_in_what_a_run_books():
+    from binplay.config import ConfigError
+    from binplay.ray_train.cluster import check_fits, replay_cpus
+
+    base = ["ray.num_workers=1", "ray.cpus_per_worker=0.75"]
+    assert replay_cpus(_cfg(*base)) == 0  # inline
+    actors = _cfg(*base, "replay.mode=actors", "replay.actors=2", "replay.cpus_per_actor=0.125")
+    assert replay_cpus(actors) == 0.25
+    check_fits(actors, total_cpus=2)  # 0.75 + 0.25 + 1 CPU kept for Ray Data reads
+    more = _cfg(*base, "replay.mode=actors", "replay.actors=2", "replay.cpus_per_actor=0.5")
+    with pytest.raises(ConfigError, match="1 for replay actors"):
+        check_fits(more, total_cpus=2)
+    # Where replay is decoded does not change the math: a run may resume in the other mode.
+    assert actors.fingerprint() == _cfg(*base).fingerprint()

@@ -65,7 +65,7 @@ class ActorReplay:
         self.actors = [remote.remote(threads, "cuda" if gpu else "cpu") for _ in range(cfg.actors)]
         started = time.time()
         try:
-            ray.get([a.ready.remote() for a in self.actors], timeout=cfg.start_timeout_s)
+            pids = ray.get([a.ready.remote() for a in self.actors], timeout=cfg.start_timeout_s)
         except GetTimeoutError:
             self.close()
             free = ray.available_resources().get("CPU", 0.0)
@@ -75,7 +75,8 @@ class ActorReplay:
                 f"({free:g} CPU free): lower replay.actors or replay.cpus_per_actor, or use "
                 f"replay.mode=inline") from None
         self.log(f"replay: {cfg.actors} actor(s) ready in {time.time() - started:.1f}s "
-                 f"({cfg.cpus_per_actor:g} CPU, {cfg.gpus_per_actor:g} GPU each)")
+                 f"({cfg.cpus_per_actor:g} CPU, {cfg.gpus_per_actor:g} GPU each; "
+                 f"pids {', '.join(map(str, pids))})")
         self.turn = itertools.cycle(range(len(self.actors)))
         self.key = 0
         self.payload: list[Any] = []
