@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from binplay.codes import index_codes
 from binplay.config import load_config
 from binplay.context import TrainContext
