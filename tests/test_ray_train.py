@@ -28,10 +28,15 @@ def _checkpoint_states(cfg, root):
 
 
 def test_two_workers_complete_with_globally_unique_assignment(ray_head, tiny, tmp_path):
-    path, cfg = _config(tiny, tmp_path, "run.keep_checkpoints=null")  # keep the mid-task ones
+    # Each worker rehearses through its own replay actor (replay.mode=actors). The actors
+    # book no CPU: 2 workers x 0.5 CPU leave the head's last CPU to Ray Data's reads, which
+    # wait forever with less (seen: 2 actors x 0.1 CPU hung the second task's read).
+    path, cfg = _config(tiny, tmp_path, "run.keep_checkpoints=null",  # keep the mid-task ones
+                        "replay.mode=actors", "replay.cpus_per_actor=0")
     code, out = run_job(["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")],
                         ray_head["env"])
     assert code == 0, out[-3000:]
+    assert "replay: 1 actor(s) ready" in out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(report["accuracy_matrix"]) == 2
     seen_tasks = set()
