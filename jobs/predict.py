@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from binplay.config import BinPlayConfig
         from binplay.ray_train.cluster import ensure_ray
-        from binplay.versions.predict import predict
+        from binplay.versions.predict import check_input, predict
         from binplay.versions.store import StateStore
         from binplay.versions.use import image_shape, open_version
 
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="binplay-predict-") as tmp:
             version, run = open_version(store, args.version, tmp)
             payload, shape = run.path.read_bytes(), image_shape(run)
-        cfg = BinPlayConfig.model_validate(run.state["config"])
-        ensure_ray(cfg)
+        check_input(Path(args.data), shape)  # before Ray starts: bad input fails in one line
+        ensure_ray(BinPlayConfig.model_validate(run.state["config"]))
         result = predict(payload, shape, Path(args.data), Path(args.output), args.batch_size)
         print(f"version {version}: {result['rows']} predictions -> {result['output']}")
 

@@ -41,7 +41,7 @@ from binplay.state import (
 from binplay.storage import RunFiles, place_run
 from binplay.versions.inputs import fingerprint, read_images
 from binplay.versions.lock import StateBusy, StateLock
-from binplay.versions.plan import check_head, learn_config, seed_state, stage_task
+from binplay.versions.plan import check_head, learn_config, plan_task, seed_state, stage_task
 from binplay.versions.store import (
     Record,
     StateStore,
@@ -105,14 +105,17 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         log(f"{req.data} is already learnt as task {ledger.tasks[-1].task_id} of version {parent}: "
             f"nothing to do")
         return parent
+    planned = plan_task(cfg, ledger, data)
+    check_models_fit(cfg, shape, head)
+    # Every check passed: from here on the learn writes into the state's staging area.
     version = parent + 1
     staging = staging_dir(version)
     _claim_staging(store, staging, StagingRecord(parent=parent, data=req.data, data_sha256=data_sha),
                    req.discard_unfinished, log)
-    check_models_fit(cfg, shape, head)
     placed = place_run(cfg, store.location(staging))
     files = RunFiles(placed)
-    manifest = stage_task(cfg, ledger, data, test, shape, files.local / "stream")  # type: ignore[arg-type]
+    manifest = stage_task(cfg, ledger, data, planned, test, shape,  # type: ignore[arg-type]
+                          files.local / "stream")
     task = manifest.tasks[-1]
     log(f"learning task {task.task_id} ({len(data.labels)} images of classes {task.classes}, indices "
         f"{task.first_index}..{task.last_index}) into {store.uri} as version {version}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from binplay.codes import CapacityError, capacity, task_prefix
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict, load_config
 from binplay.data.stream import StreamManifest, select_rows, write_task_shards
@@ -73,10 +75,9 @@ def seed_state(cfg: BinPlayConfig, saved: dict[str, Any]) -> dict[str, Any]:
             "probes": {}, "history": fresh["history"]}
 
 
-def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet, test: ImageSet | None,
-               shape: tuple[int, int, int], directory: Path) -> StreamManifest:
-    """Write the new task's shards (and the test rows of every learnt class) under ``directory``."""
-    t = len(ledger.tasks)
+def plan_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet) -> tuple[list[int], np.ndarray]:
+    """The new task's classes and training rows, checked against the codes left; nothing is
+    written before this passes."""
     classes = classes_of(data)
     rows = select_rows(data, classes, cfg.train_per_class_read, cfg.stream.order == "class")
     if len(rows) == 0:
@@ -87,7 +88,16 @@ def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet, test: 
                             f"(codes.bits_per_part={cfg.codes.bits_per_part} gives "
                             f"{capacity(cfg.codes.bits_per_part)}, {ledger.total} used)")
     if cfg.codes.task_bits:
-        task_prefix(t, bits=cfg.codes.task_bits, prime=cfg.codes.task_prime)  # CapacityError
+        task_prefix(len(ledger.tasks), bits=cfg.codes.task_bits, prime=cfg.codes.task_prime)
+    return classes, rows
+
+
+def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet,
+               planned: tuple[list[int], np.ndarray], test: ImageSet | None,
+               shape: tuple[int, int, int], directory: Path) -> StreamManifest:
+    """Write the new task's shards (and the test rows of every learnt class) under ``directory``."""
+    t = len(ledger.tasks)
+    classes, rows = planned
     tasks = []
     for entry in ledger.tasks:
         # Test rows of a past task's classes, when the user passes them again: metrics only.
