@@ -83,7 +83,12 @@ def learn(req: LearnRequest, log: Log = print) -> int:
     store.latest()  # a newer format is refused before anything else
     with StateLock(store, f"learn {req.data}") as lock, \
             tempfile.TemporaryDirectory(prefix="binplay-learn-") as tmp:
-        return _learn(store, lock, req, Path(tmp), log)
+        version = _learn(store, lock, req, Path(tmp), log)
+        if req.keep:  # also after "already learnt": a re-run with --keep prunes
+            pruned = store.prune(req.keep)
+            if pruned:
+                log(f"pruned versions {pruned} (--keep {req.keep})")
+        return version
 
 
 def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log: Log) -> int:
@@ -144,10 +149,6 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
     log(f"published version {version} ({len(new_ledger.tasks)} tasks, indices 1..{new_ledger.total})"
         + (f" | test accuracy over tasks {average:.2f}%" if average is not None else "")
         + f" -> {store.location()}")
-    if req.keep:
-        pruned = store.prune(req.keep)
-        if pruned:
-            log(f"pruned versions {pruned} (--keep {req.keep})")
     return version
 
 

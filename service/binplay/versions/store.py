@@ -146,6 +146,8 @@ class StateStore:
 
     def delete(self, relative: str) -> None:
         info = self.fs.get_file_info(self._path(relative))
+        if info.type == pafs.FileType.NotFound:
+            return
         if info.type == pafs.FileType.Directory:
             self.fs.delete_dir(self._path(relative))
         elif info.type == pafs.FileType.File:
