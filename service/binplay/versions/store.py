@@ -153,9 +153,12 @@ class StateStore:
         elif info.type == pafs.FileType.File:
             self.fs.delete_file(self._path(relative))
         parent = relative.rpartition("/")[0]
-        if parent and self.local and not self.fs.get_file_info(
+        if parent and not self.fs.get_file_info(
                 pafs.FileSelector(self._path(parent), allow_not_found=True)):
-            self.fs.delete_dir(self._path(parent))  # an empty staging/ says nothing is in flight
+            try:  # an empty staging/ (or its marker object) would suggest a learn in flight
+                self.fs.delete_dir(self._path(parent))
+            except FileNotFoundError:
+                pass
 
     # -- the pointer and the versions ------------------------------------------------------
     def pointer(self) -> Pointer | None:
