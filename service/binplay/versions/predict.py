@@ -108,6 +108,8 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # Otherwise a task's DataError reaches the driver as a UserCodeException that has lost it.
+    ctx.raise_original_map_exception = True
     staging = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         (ray.data.read_parquet(str(data.resolve()), num_cpus=READ_CPUS)
