@@ -189,3 +189,80 @@ def test_unfinished_learn_of_other_data_is_not_mixed_in(files, state, capsys):
                            "--set", "autoencoder.decoder_epochs=1", "--set", "classifier.epochs=1"],
                           capsys)
     assert code == 0 and "discarding the unfinished learn" in out and "published version 2" in out
+
+
+def _remote_store(path):
+    """A state on the local disk driven like object storage (no O_EXCL): the write-then-verify lock."""
+    from binplay.versions.store import StateStore
+
+    store = StateStore(f"file://{path}")
+    store.local = False
+    return store
+
+
+def test_object_storage_lock_write_then_verify(tmp_path, monkeypatch):
+    import socket
+
+    from binplay.versions import lock as lock_mod
+
+    store = _remote_store(tmp_path / "s")
+    rival = lock_mod.StateLock(store, "rival")
+
+    def rival_writes_during_settle(seconds: float) -> None:
+        store.write_bytes(lock_mod.LOCK, rival._record())  # it saw no lock either, and wrote later
+
+    monkeypatch.setattr(lock_mod.time, "sleep", rival_writes_during_settle)
+    loser = lock_mod.StateLock(store, "first")
+    with pytest.raises(lock_mod.StateBusy, match="another learn holds the state"):
+        loser.acquire()  # read back the later writer's id: only that one proceeds
+    assert rival.held() and not loser.held()
+    monkeypatch.setattr(lock_mod.time, "sleep", lambda s: None)
+    # Another host's lock: live while refreshed within the TTL, taken over once stale.
+    record = {"owner": "x", "host": socket.gethostname() + "-other", "pid": 1, "heartbeat": time.time()}
+    store.write_bytes(lock_mod.LOCK, json.dumps(record).encode())
+    with pytest.raises(lock_mod.StateBusy):
+        lock_mod.StateLock(store, "third").acquire()
+    record["heartbeat"] = time.time() - lock_mod.TTL_S - 1
+    store.write_bytes(lock_mod.LOCK, json.dumps(record).encode())
+    with lock_mod.StateLock(store, "fourth") as held:
+        assert held.held()
+    assert store.read_bytes(lock_mod.LOCK) is None  # released
+
+
+def test_a_dead_holder_on_this_host_is_taken_over_at_once(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from binplay.versions.lock import LOCK, StateLock
+    from binplay.versions.store import StateStore
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    store = StateStore(str(tmp_path / "s"))
+    store.write_bytes(LOCK, json.dumps({"owner": "x", "host": socket.gethostname(), "pid": int(dead),
+                                        "heartbeat": time.time()}).encode())
+    with StateLock(store, "resume") as held:
+        assert held.held()
+
+
+def test_max_classes_sizes_the_head(tiny, tmp_path):
+    from binplay.config import ConfigError
+    from binplay.data.stream import build_stream
+
+    cfg = tiny("classifier.max_classes=10")
+    assert cfg.head_classes == 10 and cfg.fingerprint() != tiny().fingerprint()
+    assert build_stream(cfg, tmp_path / "a").num_classes == 10
+    from binplay.config import load_config
+
+    # Unset, the field leaves every fingerprint as it was (measured before the field existed),
+    # so existing checkpoints still resume.
+    assert load_config("configs/smoke.yaml").fingerprint() == "5ad1f3db4b4b2e8b"
+    with pytest.raises(ConfigError, match="cannot hold the 4 classes"):
+        build_stream(tiny("classifier.max_classes=3"), tmp_path / "b")
+
+
+@pytest.mark.parametrize("job", ["learn", "predict"])
+def test_new_jobs_have_help(job):
+    done = run_module([f"jobs.{job}", "--help"])
+    assert done.returncode == 0 and "--state" in done.stdout
