@@ -22,7 +22,6 @@ from binplay.assignment import CodeBook
 from binplay.codes import stream_codes
 from binplay.config import AutoencoderConfig, CodesConfig, load_config
 from binplay.data.sources import SHAPES
-from binplay.ledger import Ledger
 from binplay.models.autoencoder import build_autoencoder
 from binplay.train import autoencoder as ae
 
@@ -57,17 +56,18 @@ def bench(preset: str, n: int, steps: int, repeats: int, device: str, codes_cfg:
     task = ae.CurrentTask(images, codes, 1, n)
     opt = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), 1e-3)
     gen = torch.Generator().manual_seed(0)
-    ledger = Ledger()
     mapping = torch.randperm(n)
     batch = cfg.batch_size
     out = {}
     for name, assign in (("warmup", False), ("assign", True)):
-        t = _median_time(lambda assign=assign: ae.encoder_epoch(encoder, decoder, opt, task, cfg, codes_cfg,
-                                                  ledger, None, gen, steps, batch, assign), repeats)
+        t = _median_time(lambda assign=assign: ae.encoder_epoch(
+            encoder, decoder, opt=opt, task=task, cfg=cfg, past=None, gen=gen, steps=steps,
+            batch=batch, assign=assign), repeats)
         out[f"{name}_samples_per_s"] = steps * batch / t
     dec_opt = torch.optim.Adam(decoder.parameters(), 1e-3)
-    t = _median_time(lambda: ae.decoder_epoch(decoder, dec_opt, task, mapping, cfg, codes_cfg,
-                                              ledger, None, gen, steps, batch), repeats)
+    t = _median_time(lambda: ae.decoder_epoch(decoder, opt=dec_opt, task=task, mapping=mapping,
+                                              past=None, gen=gen, steps=steps, batch=batch),
+                     repeats)
     out["decoder_samples_per_s"] = steps * batch / t
 
     # Assignment alone over a full epoch of this task (all n codes, batches of 128).

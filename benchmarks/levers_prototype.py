@@ -36,7 +36,7 @@ torch.set_num_threads(1)
 from binplay.assignment import CodeBook, sign_agreement  # noqa: E402
 from binplay.codes import index_codes, task_prefix  # noqa: E402
 from binplay.data.sources import load_builtin  # noqa: E402
-from binplay.models.autoencoder import compact_autoencoder, Decoder, _deconv, _act  # noqa: E402
+from binplay.models.autoencoder import Decoder, _act, _deconv, compact_autoencoder  # noqa: E402
 from binplay.models.classifier import LeNet  # noqa: E402
 
 TASKS = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]

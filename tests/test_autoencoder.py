@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from binplay.codes import stream_codes
-from binplay.config import AutoencoderConfig, CodesConfig
+from binplay.config import AutoencoderConfig, BinPlayConfig, CodesConfig
 from binplay.ledger import Ledger, TaskRecord
+from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan
 from binplay.train import autoencoder as ae
 
 CODES = CodesConfig(bits_per_part=8, primes=[3, 5], task_bits=4, task_prime=7)
@@ -42,8 +43,12 @@ def test_decoder_batches_follow_the_configured_share(share, expected_past):
     ledger = Ledger()
     ledger.add(TaskRecord(0, 1, 200, (0, 1)))
     decoder, frozen = CountingDecoder(), CountingDecoder()
+    source = InlineReplay()
+    source.bind(ReplayJob(BinPlayConfig(codes=CODES), (1, 2, 2), 2, ledger, frozen))
+    plan = ReplayPlan(ledger, (0, 1, "decoder", 0, 0), batch=100,
+                      share=ae.decoder_past_share(task, cfg))
     ae.decoder_epoch(decoder, opt=torch.optim.SGD(decoder.parameters(), 0.01), task=task,
-                     mapping=torch.arange(50), cfg=cfg, codes_cfg=CODES, ledger=ledger, frozen=frozen,
+                     mapping=torch.arange(50), past=ReplayFeed(source, plan, 40, 2),
                      gen=torch.Generator().manual_seed(0), steps=40, batch=100)
     observed = decoder.past / (decoder.past + decoder.current)
     assert observed == pytest.approx(expected_past, abs=0.03)

@@ -24,7 +24,7 @@ def test_soft_targets_come_from_the_frozen_copy():
     before = soft_targets(frozen, images, old)
     cfg = ClassifierConfig(batch_size=8, epochs=1)
     opt = torch.optim.SGD(live.parameters(), lr=0.5)
-    past = soft_target_batches(lambda n, gen: images[:n], frozen, old, hard=False)
+    past = soft_target_batches(lambda gen: images[:8], frozen, old, hard=False)
     classifier_epoch(live, opt=opt, inputs=torch.rand(8, 1, 28, 28), labels=torch.tensor([2, 3] * 4),
                      cfg=cfg, seen=class_mask([0, 1, 2, 3], 4), past=past, n_past=8,
                      gen=torch.Generator().manual_seed(0), steps=3, batch=8)

@@ -199,6 +199,24 @@ class RayConfig(_Strict):
     address: str | None = Field(None, description="cluster to join; default RAY_ADDRESS or local")
 
 
+class ReplayConfig(_Strict):
+    """Where rehearsal batches are decoded: in the training process, or by Ray actors.
+
+    Both draw the same indices and produce the same batches (codes are a pure function of
+    the index), so the mode is left out of the config fingerprint."""
+
+    mode: Literal["inline", "actors"] = Field(
+        "inline", description="inline: decode in the training process; actors: Ray actors decode "
+        "while the worker trains (each worker keeps `in_flight` requests outstanding)")
+    actors: int = Field(1, ge=1, description="replay actors per training worker")
+    cpus_per_actor: float = Field(0.25, ge=0, description="CPUs each actor books (fractional)")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs each actor books (fractional)")
+    in_flight: int = Field(2, ge=1, description="requests kept outstanding per worker (prefetch)")
+    max_restarts: int = Field(3, ge=0, description="restarts of a dead actor before the run fails")
+    start_timeout_s: float = Field(
+        120.0, gt=0, description="seconds the actors may take to start before the job says so")
+
+
 class RunConfig(_Strict):
     storage_path: str = Field(
         "runs", description="runs live in <storage_path>/<name>: checkpoints, stream, report; "
@@ -224,6 +242,7 @@ class BinPlayConfig(_Strict):
     er: ErConfig = Field(default_factory=ErConfig)
     dgr: DgrConfig = Field(default_factory=DgrConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    replay: ReplayConfig = Field(default_factory=ReplayConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
@@ -255,12 +274,13 @@ class BinPlayConfig(_Strict):
     def fingerprint(self) -> str:
         """Hash of everything that changes the math; a checkpoint resumes only under the same.
 
-        ``ray`` and ``run`` are left out: where and on how many workers a run trains does not
-        change what it computes between task boundaries; a change of worker count mid-task is
+        ``ray``, ``replay`` and ``run`` are left out: where and on how many workers a run
+        trains, and where its rehearsal batches are decoded, do not change what it computes
+        between task boundaries; a change of worker count mid-task is
         refused separately (``state.check_resume_workers``). ``name`` is the run's place, not
         its math.
         """
-        parts = self.model_dump(mode="json", exclude={"ray", "run", "name"})
+        parts = self.model_dump(mode="json", exclude={"ray", "replay", "run", "name"})
         if parts["classifier"]["max_classes"] is None:  # unset: the fingerprints of older runs stand
             del parts["classifier"]["max_classes"]
         blob = json.dumps(parts, sort_keys=True).encode()

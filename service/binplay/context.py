@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from binplay.data.stream import TaskShards, read_shards
+from binplay.replay import ReplaySource
 
 TaskData = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # stream index, uint8 images, labels
 
@@ -45,6 +46,8 @@ class TrainContext:
     save: Callable[[dict[str, Any] | None, dict[str, Any]], None] = lambda state, metrics: None
     resume_state: dict[str, Any] | None = None
     log: Callable[[str], None] = _print
+    # Where rehearsal batches are decoded (binplay.replay.make_source); None: inline here.
+    replay: ReplaySource | None = None
 
     @property
     def is_main(self) -> bool:

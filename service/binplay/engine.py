@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ from binplay.evaluation import Evaluator
 from binplay.ledger import Ledger, TaskRecord
 from binplay.models.build import build_models
 from binplay.progress import Progress
+from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
 from binplay.state import check_resume_workers, check_state, derived_seed, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
 from binplay.train import classifier as clf
@@ -47,8 +49,11 @@ class TaskRun:
 
     def __init__(self, cfg: BinPlayConfig, ctx: TrainContext, manifest: StreamManifest,
                  models: dict[str, nn.Module], wrapped: dict[str, nn.Module],
-                 state: dict[str, Any], ledger: Ledger, snapshot: tuple[str, ...]):
+                 state: dict[str, Any], ledger: Ledger, snapshot: tuple[str, ...],
+                 source: ReplaySource):
         self.cfg, self.ctx, self.manifest = cfg, ctx, manifest
+        self.source, self.bound_phase = source, None
+        self.feeds: list[ReplayFeed] = []
         self.models, self.wrapped, self.state, self.ledger = models, wrapped, state, ledger
         self.shards: TaskShards = manifest.tasks[state["task"]]
         self.t = self.shards.task_id
@@ -71,6 +76,28 @@ class TaskRun:
     def local(self, global_batch: int) -> int:
         """This worker's share of a global batch: N workers take the steps one process would."""
         return -(-global_batch // self.ctx.world_size)
+
+    def replay_feed(self, phase: str, epoch: int, steps: int, job: Callable[[], ReplayJob],
+                    count: int = 0, batch: int = 0, share: float | None = None) -> ReplayFeed:
+        """This epoch's rehearsal batches (see binplay.replay.ReplayPlan for count/batch/share).
+
+        The source is bound to ``job()`` once per phase: the frozen weights a phase rehearses
+        from do not change while it runs."""
+        if self.bound_phase != phase:
+            self.source.bind(job())
+            self.bound_phase = phase
+        plan = ReplayPlan(self.ledger, (self.cfg.seed, self.t, phase, epoch, self.ctx.rank),
+                          count=count, batch=batch, share=share)
+        feed = ReplayFeed(self.source, plan, steps, self.cfg.replay.in_flight, self.ctx.device)
+        self.feeds.append(feed)
+        return feed
+
+    def replay_metrics(self) -> dict[str, float]:
+        """Seconds waited for replay and samples rehearsed since the last call."""
+        feeds, self.feeds = self.feeds, []
+        if not feeds:
+            return {}
+        return {k: sum(f.metrics()[k] for f in feeds) for k in feeds[0].metrics()}
 
     def seen(self, include_current: bool) -> torch.Tensor:
         """Classes the single head may score: those learnt before (and this task's)."""
@@ -98,6 +125,7 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
     for module in models.values():
         module.to(ctx.device)
     wrapped = {name: ctx.wrap_model(module) for name, module in models.items()}
+    source = ctx.replay or InlineReplay(ctx.device)
     ledger = Ledger.from_dict(state["ledger"])
     evaluator = Evaluator(cfg, manifest, ctx)
     progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg, strategy))
@@ -107,7 +135,8 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
         ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
                  f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
     while state["task"] < len(manifest.tasks):
-        run = TaskRun(cfg, ctx, manifest, models, wrapped, state, ledger, strategy.snapshot)
+        run = TaskRun(cfg, ctx, manifest, models, wrapped, state, ledger, strategy.snapshot,
+                      source)
         strategy.begin_task(run, run.fresh)
         ctx.info(f"task {run.t + 1}/{len(manifest.tasks)} starts ({strategy.name}): classes "
                  f"{run.shards.classes}, indices {run.shards.first_index}..{run.shards.last_index}, "
@@ -145,10 +174,11 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
         if phase == "classifier":
             if inputs is None:
                 inputs, labels, rows = strategy.classifier_inputs(run)
-                past = strategy.past_batches(run) if run.t > 0 else None
-                n_past = clf.past_per_batch(cfg.classifier, run.t) if past is not None else 0
             # From the global number of rows, so every rank takes the same number of steps.
             steps = run.steps(rows, cfg.classifier.batch_size)
+            n_past = clf.past_per_batch(cfg.classifier, run.t)
+            past = strategy.past_batches(run, epoch, run.local(n_past), steps) if n_past else None
+            n_past = n_past if past is not None else 0
             m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=inputs,
                                      labels=labels, cfg=cfg.classifier,
                                      seen=run.seen(include_current=True), past=past,
@@ -157,7 +187,9 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
             samples = steps * (cfg.classifier.batch_size + n_past)
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)
-        progress.epoch(run.t, phase, epoch, ctx.mean(m["loss"]), samples, time.time() - tick)
+        m = {**m, **run.replay_metrics()}
+        progress.epoch(run.t, phase, epoch, ctx.mean(m["loss"]), samples, time.time() - tick,
+                       m.get("replay_wait_s"))
         strategy.after_epoch(run, phase, epoch)
         state["cursor"] = position + 1
         state.setdefault("phase_metrics", []).append({"phase": phase, "epoch": epoch, **m})

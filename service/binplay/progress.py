@@ -1,4 +1,4 @@
-"""One progress line per epoch: task, phase, epoch, loss, samples/s and ETA."""
+"""One progress line per epoch: task, phase, epoch, loss, seconds, samples/s, replay wait, ETA."""
 
 from __future__ import annotations
 
@@ -29,11 +29,15 @@ class Progress:
         return sum(mean.get(p, fallback) for p, _ in left)
 
     def epoch(self, task: int, phase: str, epoch: int, loss: float, samples: int,
-              seconds: float) -> None:
+              seconds: float, replay_wait: float | None = None) -> None:
+        """``replay_wait``: seconds the trainer waited for rehearsal batches this epoch
+        (decoding them, inline; for the actors' results otherwise)."""
         self.seconds[phase].append(seconds)
         total = sum(1 for p, _ in self.plan if p == phase)
         rate = samples / max(seconds, 1e-9)
+        wait = "" if replay_wait is None else f" | replay wait {100 * replay_wait / max(seconds, 1e-9):3.0f}%"
         self.ctx.info(
             f"task {task + 1}/{self.num_tasks} | {phase:<10} | epoch {epoch + 1:>3}/{total:<3} | "
-            f"loss {loss:.4f} | {rate:8.0f} samples/s | ETA {_clock(self._eta(task, phase, epoch))}"
+            f"loss {loss:.4f} | {seconds:6.1f} s | {rate:8.0f} samples/s{wait} | "
+            f"ETA {_clock(self._eta(task, phase, epoch))}"
         )

@@ -17,6 +17,7 @@ from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, build_stream
 from binplay.engine import run_stream
 from binplay.models.build import build_models, check_models_fit
+from binplay.replay import make_source
 from binplay.report import build_report, write_report
 from binplay.state import STATE_FILE, check_resume_workers, load_state, save_state
 from binplay.storage import RunFiles
@@ -89,8 +90,13 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | Path
         if after_save is not None:
             after_save(state, metrics)
 
-    ctx = TrainContext(device=pick_device(cfg), resume_state=resume, save=save)
-    state = run_stream(cfg, manifest, ctx)
+    device = pick_device(cfg)
+    source = make_source(cfg, device)
+    try:
+        state = run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume,
+                                                       save=save, replay=source))
+    finally:
+        source.close()
     return finish(cfg, manifest, state, files, time.time() - started)
 
 

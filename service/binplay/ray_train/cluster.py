@@ -76,10 +76,17 @@ def cluster_address(cfg: BinPlayConfig) -> str | None:
     return cfg.ray.address or os.environ.get("RAY_ADDRESS")
 
 
+def replay_cpus(cfg: BinPlayConfig) -> float:
+    """CPUs the replay actors of one run book: ``replay.actors`` per training process."""
+    if cfg.replay.mode != "actors" or cfg.strategy != "binplay":
+        return 0.0
+    return max(1, cfg.ray.num_workers) * cfg.replay.actors * cfg.replay.cpus_per_actor
+
+
 def run_cpus(cfg: BinPlayConfig, driver_cpus: float = 0.0) -> float:
-    """CPUs one run books: its driver (a Tune trial's own share) and its Train workers;
-    an in-process run (num_workers 0) is its driver alone."""
-    return driver_cpus + cfg.ray.num_workers * cfg.ray.cpus_per_worker
+    """CPUs one run books: its driver (a Tune trial's own share), its Train workers and
+    their replay actors; an in-process run (num_workers 0) is its driver and actors."""
+    return driver_cpus + cfg.ray.num_workers * cfg.ray.cpus_per_worker + replay_cpus(cfg)
 
 
 def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0,
@@ -105,11 +112,13 @@ def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0
     need_cpu = concurrent * run_cpus(cfg, driver_cpus) + headroom
     if need_cpu > total_cpus:
         what = (f"{cfg.ray.num_workers} workers x {cfg.ray.cpus_per_worker} CPU"
+                + (f" + {replay_cpus(cfg):g} for replay actors" if replay_cpus(cfg) else "")
                 + (f" + {driver_cpus} for the trial" if driver_cpus else ""))
         runs = f"{concurrent} concurrent runs x ({what})" if concurrent > 1 else what
         extra = f" + {headroom} for Ray Data reads" if headroom else ""
         raise ConfigError(
             f"ray.cpus_per_worker: {runs}{extra} exceed the {total_cpus:g} CPUs of the local Ray; "
-            f"lower ray.cpus_per_worker, ray.num_workers or the concurrent trials")
+            f"lower ray.cpus_per_worker, ray.num_workers, replay.cpus_per_actor or the "
+            f"concurrent trials")
     if cfg.ray.use_gpu and gpus is not None and gpus < concurrent * cfg.ray.num_workers:
         raise ConfigError("ray.use_gpu: true but this Ray cluster has too few GPUs")

@@ -24,6 +24,7 @@ from binplay.context import TaskData, TrainContext
 from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
 from binplay.engine import run_stream
 from binplay.ray_train.checkpoints import newest_checkpoint, progress
+from binplay.replay import make_source
 from binplay.state import load_state, save_state
 
 
@@ -99,10 +100,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     on_disk = newest_checkpoint(cfg)  # newer than Ray's snapshot if the driver died just after
     if on_disk is not None and progress(on_disk[1]) > progress(resume):
         resume = on_disk[1]
+    device = ray.train.torch.get_device()
+    source = make_source(cfg, device, log=_log if rank == 0 else lambda line: None)
     ctx = TrainContext(
-        rank=rank, world_size=world, device=ray.train.torch.get_device(),
+        rank=rank, world_size=world, device=device,
         wrap_model=lambda m: ray.train.torch.prepare_model(m),
         load_task=_load_shard(tuple(manifest.image_shape), rank, world),
-        save=_saver(resume), resume_state=resume, log=_log,
+        save=_saver(resume), resume_state=resume, log=_log, replay=source,
     )
-    run_stream(cfg, manifest, ctx)
+    try:
+        run_stream(cfg, manifest, ctx)
+    finally:
+        source.close()

@@ -34,12 +34,12 @@ class Memory:
     stores_data: bool = False  # True when past samples themselves are kept
 
 
-def soft_target_batches(draw: Callable[[int, torch.Generator], torch.Tensor],
+def soft_target_batches(draw: Callable[[torch.Generator], torch.Tensor],
                         frozen_classifier: nn.Module, old_seen: torch.Tensor,
                         hard: bool) -> PastBatch:
-    """Regenerated samples labelled by the classifier frozen before the task (no labels kept)."""
-    def batch(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        images = draw(n, gen)
+    """Generated samples labelled by the classifier frozen before the task (no labels kept)."""
+    def batch(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images = draw(gen)
         return images, soft_targets(frozen_classifier, images, old_seen, hard=hard)
 
     return batch
@@ -77,7 +77,9 @@ class Strategy:
         """This worker's current inputs and labels, and the global number of rows."""
         return run.images, run.labels, run.shards.size
 
-    def past_batches(self, run: TaskRun) -> PastBatch | None:
+    def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
+        """``n`` past samples per step for the classifier's epoch ``epoch`` of ``steps`` steps
+        (None: nothing to rehearse)."""
         return None
 
     def end_task(self, run: TaskRun) -> None:

@@ -83,7 +83,7 @@ class ReplayBufferStrategy(Strategy):
         shape = tuple(int(d) for d in image_shape)
         return budget_bytes(self.cfg.er.memory_mb, self.cfg, shape) // image_bytes(shape)
 
-    def past_batches(self, run: TaskRun) -> PastBatch | None:
+    def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         buffer = run.state.get("buffer")
         if not buffer or len(buffer["labels"]) == 0:
             return None
@@ -91,7 +91,7 @@ class ReplayBufferStrategy(Strategy):
         labels = buffer["labels"].to(run.ctx.device)
         num_classes = run.state["num_classes"]
 
-        def batch(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        def batch(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
             rows = torch.randint(len(labels), (n,), generator=gen).to(labels.device)
             return images[rows], F.one_hot(labels[rows], num_classes).float()
 
@@ -139,9 +139,9 @@ class GenerativeReplayStrategy(Strategy):
     def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
         return run.images, run.labels, run.shards.size
 
-    def past_batches(self, run: TaskRun) -> PastBatch | None:
+    def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         generator = run.models["generator"]
-        return soft_target_batches(lambda n, gen: vae.sample(generator, n, gen, run.ctx.device),
+        return soft_target_batches(lambda gen: vae.sample(generator, n, gen, run.ctx.device),
                                    run.frozen["classifier"], run.seen(include_current=False),
                                    hard=not self.cfg.classifier.soft_targets)
 

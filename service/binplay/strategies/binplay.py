@@ -9,6 +9,7 @@ with soft targets. The mapping lives only while its task runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -16,9 +17,10 @@ from torch import nn
 
 from binplay.codes import stream_codes
 from binplay.models.build import fp32_bytes
-from binplay.replay import InlineReplay
+from binplay.replay import ReplayJob
+from binplay.replay.generate import Targets
 from binplay.state import StateError, derived_seed
-from binplay.strategies.base import Memory, PastBatch, Strategy, soft_target_batches
+from binplay.strategies.base import Memory, PastBatch, Strategy
 from binplay.train import autoencoder as ae
 
 if TYPE_CHECKING:
@@ -70,21 +72,34 @@ class BinPlayStrategy(Strategy):
             return torch.optim.Adam(params, lr=self.cfg.autoencoder.lr)
         return torch.optim.Adam(run.models["decoder"].parameters(), lr=self.cfg.autoencoder.decoder_lr)
 
+    def _job(self, run: TaskRun, decoder: nn.Module, targets: Targets = "none",
+             classifier: nn.Module | None = None) -> Callable[[], ReplayJob]:
+        return lambda: ReplayJob.bind(self.cfg, tuple(run.manifest.image_shape),
+                                      run.state["num_classes"], run.ledger, decoder, classifier,
+                                      targets, tuple(run.ledger.classes))
+
     def epoch(self, run: TaskRun, phase: str, epoch: int, opt: torch.optim.Optimizer,
               gen: torch.Generator) -> tuple[dict[str, float], int]:
         cfg = self.cfg
-        batch = cfg.autoencoder.batch_size
-        common = dict(opt=opt, task=self.task, cfg=cfg.autoencoder, codes_cfg=cfg.codes,
-                      ledger=run.ledger, frozen=self.frozen_decoder, gen=gen,
-                      batch=run.local(batch))
+        batch, local = cfg.autoencoder.batch_size, run.local(cfg.autoencoder.batch_size)
+        frozen = self.frozen_decoder
         if phase in ("warmup", "assign"):
             steps = run.steps(run.shards.size, batch)
-            m = ae.encoder_epoch(run.wrapped["encoder"], run.wrapped["decoder"], steps=steps,
-                                 assign=phase == "assign", **common)
+            past = None if frozen is None else run.replay_feed(
+                phase, epoch, steps, self._job(run, frozen),
+                count=ae.encoder_past_count(self.task, local))
+            m = ae.encoder_epoch(run.wrapped["encoder"], run.wrapped["decoder"], opt=opt,
+                                 task=self.task, cfg=cfg.autoencoder, past=past, gen=gen,
+                                 steps=steps, batch=local, assign=phase == "assign")
         else:
             per_epoch = cfg.autoencoder.decoder_samples_per_epoch or 2 * run.shards.size
             steps = run.steps(per_epoch, batch)
-            m = ae.decoder_epoch(run.wrapped["decoder"], mapping=self.mapping, steps=steps, **common)
+            past = None if frozen is None else run.replay_feed(
+                phase, epoch, steps, self._job(run, frozen), batch=local,
+                share=ae.decoder_past_share(self.task, cfg.autoencoder))
+            m = ae.decoder_epoch(run.wrapped["decoder"], opt=opt, task=self.task,
+                                 mapping=self.mapping, past=past, gen=gen, steps=steps,
+                                 batch=local)
         return m, steps * batch
 
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
@@ -125,20 +140,20 @@ class BinPlayStrategy(Strategy):
                     2 * run.shards.size)
         return out, run.labels, run.shards.size
 
-    def past_batches(self, run: TaskRun) -> PastBatch | None:
-        source = InlineReplay(run.models["decoder"], run.ledger, self.cfg.codes, run.ctx.device)
-        if self.cfg.classifier.ledger_labels:
-            num_classes = run.state["num_classes"]
+    def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
+        """Regenerations by the decoder just trained (frozen for this phase), labelled by the
+        ledger's class ranges or by the classifier frozen before the task."""
+        c = self.cfg.classifier
+        targets: Targets = "ledger" if c.ledger_labels else ("soft" if c.soft_targets else "hard")
+        feed = run.replay_feed("classifier", epoch, steps,
+                               self._job(run, run.models["decoder"], targets,
+                                         run.frozen["classifier"]), count=n)
 
-            def labelled(n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-                indices, images = source.sample(n, gen)
-                classes = run.ledger.class_of(indices).to(images.device)
-                return images, torch.nn.functional.one_hot(classes, num_classes).float()
+        def batch(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+            out = feed.batch(step)
+            return out.images, out.targets
 
-            return labelled
-        return soft_target_batches(lambda n, gen: source.sample(n, gen)[1],
-                                   run.frozen["classifier"], run.seen(include_current=False),
-                                   hard=not self.cfg.classifier.soft_targets)
+        return batch
 
     def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
                image_shape: tuple[int, ...]) -> Memory:

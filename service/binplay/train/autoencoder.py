@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from binplay.assignment import GroupedCodeBook, sign_agreement
-from binplay.config import AutoencoderConfig, CodesConfig
-from binplay.ledger import Ledger
-from binplay.replay import codes_for, decode_indices
+from binplay.config import AutoencoderConfig
+from binplay.replay import ReplayFeed
 
 
 @dataclass
@@ -62,41 +61,35 @@ def decoder_past_share(task: CurrentTask, cfg: AutoencoderConfig) -> float:
     return 1.0 - cfg.decoder_current_share
 
 
-def _past_pairs(n: int, ledger: Ledger, frozen: nn.Module | None, codes_cfg: CodesConfig,
-                gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor] | None:
-    if n == 0 or frozen is None or ledger.total == 0:
-        return None
-    idx = ledger.sample_indices(n, gen)
-    return codes_for(idx, ledger, codes_cfg, device), decode_indices(frozen, idx, ledger,
-                                                                    codes_cfg, device)
+def encoder_past_count(task: CurrentTask, batch: int) -> int:
+    """Past pairs per encoder-phase step: as many as uniform sampling over 1..N_t gives."""
+    pf = past_fraction(task)
+    return min(batch, round(batch * pf / max(1e-9, 1 - pf)))
 
 
 def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Optimizer,
-                  task: CurrentTask, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
-                  ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
-                  steps: int, batch: int, assign: bool) -> dict[str, float]:
+                  task: CurrentTask, cfg: AutoencoderConfig, past: ReplayFeed | None,
+                  gen: torch.Generator, steps: int, batch: int, assign: bool) -> dict[str, float]:
     """One epoch of warm-up (``assign=False``) or greedy assignment (Alg. 1).
 
-    ``batch`` is this worker's share of the configured (global) batch size.
+    ``batch`` is this worker's share of the configured (global) batch size; ``past`` gives
+    each step's rehearsal pairs (c(i), d(c(i); v')) (None: nothing to rehearse).
     """
-    device = task.images.device
     book = task.book()
     order = torch.randperm(len(task.images), generator=gen)
-    pf = past_fraction(task)
-    n_past = min(batch, round(batch * pf / max(1e-9, 1 - pf)))
     totals = {"loss": 0.0, "recon": 0.0, "code": 0.0}
     b = min(batch, len(order))  # a batch never holds one sample twice
     for step in range(steps):
         rows = order[(torch.arange(b) + step * b) % len(order)]
         x = task.images[rows]
         z = encoder(x)
-        past = _past_pairs(n_past, ledger, frozen, codes_cfg, gen, device)
-        dec_in = z if past is None else torch.cat([z, past[0]])
+        pairs = past.batch(step) if past is not None else None
+        dec_in = z if pairs is None else torch.cat([z, pairs.codes])
         out = decoder(dec_in)
         recon = F.mse_loss(out[: len(x)], x)
         loss = recon
-        if past is not None:
-            loss = loss + F.mse_loss(out[len(x):], past[1]) * len(past[1]) / len(x)
+        if pairs is not None:
+            loss = loss + F.mse_loss(out[len(x):], pairs.images) * len(pairs.images) / len(x)
         code_loss = torch.zeros(())
         if assign:
             groups = task.groups_of(rows)
@@ -136,22 +129,21 @@ def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generato
 
 
 def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: CurrentTask,
-                  mapping: torch.Tensor, cfg: AutoencoderConfig, codes_cfg: CodesConfig,
-                  ledger: Ledger, frozen: nn.Module | None, gen: torch.Generator,
+                  mapping: torch.Tensor, past: ReplayFeed | None, gen: torch.Generator,
                   steps: int, batch: int) -> dict[str, float]:
-    """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images."""
-    device = task.images.device
-    pf = decoder_past_share(task, cfg)
+    """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images.
+
+    ``past`` draws each step's past share of the batch (Binomial(batch, past share), see
+    ``decoder_past_share``); the rest of the batch is current samples."""
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
-    for _ in range(steps):
-        n_past = int(torch.binomial(torch.tensor(float(batch)), torch.tensor(pf),
-                                    generator=gen)) if frozen is not None else 0
+    for step in range(steps):
+        pairs = past.batch(step) if past is not None else None
+        n_past = len(pairs.indices) if pairs is not None else 0
         rows = torch.randint(len(task.images), (batch - n_past,), generator=gen)
         codes = task.codes[mapping[rows]]
         targets = task.images[rows]
-        past = _past_pairs(n_past, ledger, frozen, codes_cfg, gen, device)
-        if past is not None:
-            codes, targets = torch.cat([codes, past[0]]), torch.cat([targets, past[1]])
+        if pairs is not None:
+            codes, targets = torch.cat([codes, pairs.codes]), torch.cat([targets, pairs.images])
         out = decoder(codes)
         per_sample = ((out - targets) ** 2).flatten(1).mean(dim=1)
         loss = per_sample.mean()

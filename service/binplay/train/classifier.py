@@ -16,7 +16,7 @@ from torch import nn
 
 from binplay.config import ClassifierConfig
 
-# n, generator -> (past images, their target class probabilities)
+# step, epoch generator -> (past images, their target class probabilities) for that step
 PastBatch = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -66,9 +66,10 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
                      steps: int, batch: int) -> dict[str, float]:
     """One epoch; ``batch`` current and ``n_past`` past samples per step (this worker).
 
-    ``past(n, gen)`` gives past images and their target probabilities: regenerations with
-    the frozen classifier's soft targets (BinPlay, DGR) or buffered images with their
-    labels (ER). Without it the epoch is plain fine-tuning on the current inputs.
+    ``past(step, gen)`` gives the step's ``n_past`` past images and their target
+    probabilities: regenerations with the frozen classifier's soft targets (BinPlay, DGR)
+    or buffered images with their labels (ER). Without it the epoch is plain fine-tuning
+    on the current inputs.
     """
     order = torch.randperm(len(inputs), generator=gen)
     b = min(batch, len(order))
@@ -78,7 +79,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
         x, y = inputs[rows], labels[rows]
         past_x = None
         if n_past and past is not None:
-            past_x, targets = past(n_past, gen)
+            past_x, targets = past(step, gen)
             x = torch.cat([x, past_x.to(x.device)])
         logits = masked_logits(model(x), seen)
         current = F.cross_entropy(logits[:b], y)
