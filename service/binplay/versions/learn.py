@@ -27,6 +27,7 @@ from binplay.data.types import ImageSet
 from binplay.engine import run_stream
 from binplay.inference import SavedRun
 from binplay.models.build import check_models_fit
+from binplay.replay import make_source
 from binplay.runner import pick_device
 from binplay.state import (
     STATE_FILE,
@@ -183,8 +184,13 @@ def _train_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFi
             save_state(state, ckpt)
             files.publish("checkpoint")
 
-    ctx = TrainContext(device=pick_device(cfg), resume_state=resume, save=save, log=log)
-    return run_stream(cfg, manifest, ctx)
+    device = pick_device(cfg)
+    source = make_source(cfg, device, log=log)  # replay.mode: inline, or Ray actors as in jobs.train
+    try:
+        return run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume, save=save,
+                                                      log=log, replay=source))
+    finally:
+        source.close()
 
 
 def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamManifest,
