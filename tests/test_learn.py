@@ -266,3 +266,23 @@ def test_max_classes_sizes_the_head(tiny, tmp_path):
 def test_new_jobs_have_help(job):
     done = run_module([f"jobs.{job}", "--help"])
     assert done.returncode == 0 and "--state" in done.stdout
+
+
+def test_an_image_folder_is_a_task_of_classes_seen_or_new(files, state, tmp_path, capsys):
+    from PIL import Image
+
+    from conftest import synthetic_images
+
+    x, y = synthetic_images(6, [1, 2], seed=9)  # class 1 seen in task 0, class 2 new
+    for k, (img, label) in enumerate(zip(x, y)):
+        (tmp_path / "folder" / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(tmp_path / "folder" / str(label) / f"{k}.png")
+    code, out, err = _learn(["--state", str(state), "--data", str(tmp_path / "folder"), "--set",
+                             "autoencoder.decoder_epochs=1", "--set", "classifier.epochs=1"], capsys)
+    assert code == 0, err
+    ledger = json.loads((state / "versions" / "v0002" / "ledger.json").read_text())
+    task = ledger["tasks"][-1]
+    assert task["classes"] == [1, 2] and (task["first_index"], task["last_index"]) == (97, 108)
+    assert task["source"] == str(tmp_path / "folder") and len(task["data_sha256"]) == 64
+    assert ledger["tasks"][0]["config"]["classifier"]["epochs"] == 4  # each task's own config
+    assert task["config"]["classifier"]["epochs"] == 1

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.data.types import DataError
-from binplay.data.user import _decode
+from binplay.data.user import decode_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
 from binplay.state import STATE_FILE
@@ -69,7 +69,7 @@ def check_input(path: Path, shape: tuple[int, int, int]) -> int:
 def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int]) -> np.ndarray:
     if blob is None:
         raise DataError(f"{where}: no image")
-    arr = _decode(blob, where, None)  # as stored: another channel count is refused, not converted
+    arr = decode_image(blob, where)  # as stored: another channel count is refused, not converted
     if tuple(arr.shape) != tuple(shape):
         raise DataError(f"{where}: image of shape {tuple(arr.shape)} (C, H, W), the state's are "
                         f"{tuple(shape)}")
