@@ -112,11 +112,13 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     ctx.raise_original_map_exception = True
     staging = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        (ray.data.read_parquet(str(data.resolve()), num_cpus=READ_CPUS)
+        # local://: the input and the output are on the driver's machine; on a cluster of
+        # several nodes Ray Data then runs the read and the write there.
+        (ray.data.read_parquet(f"local://{data.resolve()}", num_cpus=READ_CPUS)
          .map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data)},
                       batch_size=batch_size, batch_format="pyarrow", concurrency=1,
                       num_cpus=READ_CPUS)
-         .write_parquet(str(staging.resolve())))
+         .write_parquet(f"local://{staging.resolve()}"))
     except Exception as exc:  # Ray wraps a task's error; a bad image is the user's, in one line
         cause = root_cause(exc)
         shutil.rmtree(staging, ignore_errors=True)

@@ -125,14 +125,25 @@ class StateStore:
     def exists(self, relative: str) -> bool:
         return self.fs.get_file_info(self._path(relative)).type != pafs.FileType.NotFound
 
+    def _unreachable(self, exc: OSError, relative: str) -> StateError:
+        return StateError(f"{self.location(relative)}: {str(exc).splitlines()[0]}")
+
     def read_bytes(self, relative: str) -> bytes | None:
         try:
             with self.fs.open_input_stream(self._path(relative)) as fh:
                 return fh.read()
         except FileNotFoundError:
             return None
+        except OSError as exc:  # a missing bucket, no credentials, no route: one line
+            raise self._unreachable(exc, relative) from None
 
     def write_bytes(self, relative: str, data: bytes) -> None:
+        try:
+            self._write(relative, data)
+        except OSError as exc:
+            raise self._unreachable(exc, relative) from None
+
+    def _write(self, relative: str, data: bytes) -> None:
         path = self._path(relative)
         self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         if not self.local:  # one PUT: the object appears whole or not at all
