@@ -286,3 +286,18 @@ def test_an_image_folder_is_a_task_of_classes_seen_or_new(files, state, tmp_path
     assert task["source"] == str(tmp_path / "folder") and len(task["data_sha256"]) == 64
     assert ledger["tasks"][0]["config"]["classifier"]["epochs"] == 4  # each task's own config
     assert task["config"]["classifier"]["epochs"] == 1
+
+
+def test_rollback_then_learn_extends_the_older_version(files, state, capsys):
+    fast = ["--set", "autoencoder.decoder_epochs=1", "--set", "classifier.epochs=1"]
+    assert _learn(["--state", str(state), "--data", str(files["t1"]), *fast], capsys)[0] == 0
+    code, out, _ = _learn(["--state", str(state), "--rollback", "1"], capsys)
+    assert code == 0 and "LATEST now names version 1 (was 2)" in out
+    code, out, _ = _learn(["--state", str(state), "--data", str(files["t2"]), *fast], capsys)
+    assert code == 0 and "published version 3" in out  # a new number: version 2 stays readable
+    manifest = json.loads((state / "versions" / "v0003" / "manifest.json").read_text())
+    ledger = json.loads((state / "versions" / "v0003" / "ledger.json").read_text())
+    assert manifest["parent"] == 1 and [t["classes"] for t in ledger["tasks"]] == [[0, 1], [3]]
+    assert (state / "versions" / "v0002" / "manifest.json").is_file()
+    code, _, err = _learn(["--state", str(state), "--rollback", "9"], capsys)
+    assert code == 2 and "version 9 not found" in err and err.count("\n") == 1

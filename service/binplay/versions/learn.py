@@ -92,6 +92,17 @@ def learn(req: LearnRequest, log: Log = print) -> int:
         return version
 
 
+def rollback(state: str, version: int, log: Log = print) -> None:
+    """Point ``LATEST`` back at an older version (under the lock): the next learn extends it.
+    Newer versions stay and can still be read with --version."""
+    store = StateStore(state)
+    with StateLock(store, f"rollback to {version}"):
+        store.resolve(version)
+        before = store.latest()
+        store.set_pointer(version)
+    log(f"{store.uri}: LATEST now names version {version} (was {before}); the next learn extends it")
+
+
 def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log: Log) -> int:
     parent = store.latest()
     ledger = store.ledger(parent)
@@ -114,7 +125,8 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
     planned = plan_task(cfg, ledger, data)
     check_models_fit(cfg, shape, head)
     # Every check passed: from here on the learn writes into the state's staging area.
-    version = parent + 1
+    # After a rollback the versions above the pointer stay readable: a new one never reuses a number.
+    version = max([parent, *store.versions()]) + 1
     staging = staging_dir(version)
     _claim_staging(store, staging, StagingRecord(parent=parent, data=req.data, data_sha256=data_sha),
                    req.discard_unfinished, log)
