@@ -69,3 +69,31 @@ def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, t
     assert last.startswith("error: ") and "undecodable image" in last, pred.stderr[-2000:]
     assert not (tmp_path / "pred").exists()
     assert json.loads((tmp_path / "state" / "LATEST").read_text()) == before
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_learn_as_a_submitted_ray_job(ray_head, tmp_path):
+    """The README's cluster workflow: each arrival is one `ray job submit` of jobs.learn."""
+    import subprocess
+    import sys
+
+    from raytools import REPO
+
+    files = task_files(tmp_path / "data")
+    config = learn_config(files, tmp_path, "autoencoder.decoder_epochs=1", "classifier.epochs=1")
+    env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
+    for k in range(2):
+        first = f" --config {config}" if k == 0 else ""
+        entrypoint = (f"{sys.executable} -m jobs.learn --state {tmp_path / 'state'} "
+                      f"--data {files[f't{k}']} --test {files['test']}{first}")
+        submit = subprocess.run(
+            [ray_head["ray"], "job", "submit", "--working-dir", str(REPO), "--runtime-env-json",
+             json.dumps({"excludes": [".venv", ".git", "runs"]}), "--", *entrypoint.split()],
+            env=env, capture_output=True, text=True, timeout=600)
+        logs = submit.stdout + submit.stderr
+        assert submit.returncode == 0 and "succeeded" in logs, logs[-3000:]
+        assert f"published version {k + 1}" in logs
+    ev = run_module(["jobs.evaluate", "--state", str(tmp_path / "state"), "--data", str(files["test"]),
+                     "--output", str(tmp_path / "ev")])
+    assert ev.returncode == 0 and "version 2 |" in ev.stdout, ev.stderr
