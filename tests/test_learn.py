@@ -301,3 +301,14 @@ def test_rollback_then_learn_extends_the_older_version(files, state, capsys):
     assert (state / "versions" / "v0002" / "manifest.json").is_file()
     code, _, err = _learn(["--state", str(state), "--rollback", "9"], capsys)
     assert code == 2 and "version 9 not found" in err and err.count("\n") == 1
+
+
+def test_a_lock_created_but_not_yet_written_counts_as_held(tmp_path):
+    from binplay.versions.lock import LOCK, StateBusy, StateLock
+    from binplay.versions.store import StateStore
+
+    store = StateStore(str(tmp_path / "s"))
+    store.write_bytes(LOCK, b"")  # another learn between its O_EXCL create and its write
+    with pytest.raises(StateBusy):
+        StateLock(store, "second").acquire()
+    assert store.read_bytes(LOCK) == b""

@@ -66,7 +66,8 @@ class StateLock:
         try:
             return None if raw is None else json.loads(raw)
         except ValueError:
-            return {}  # a torn write of another learn's lock: treat as held until it expires
+            # Created but not yet written (or torn): held until it is TTL_S old.
+            return {"heartbeat": self.store.modified(LOCK)}
 
     def _busy(self, record: dict) -> StateBusy:
         age = time.time() - float(record.get("heartbeat", 0))

@@ -128,6 +128,11 @@ class StateStore:
     def _unreachable(self, exc: OSError, relative: str) -> StateError:
         return StateError(f"{self.location(relative)}: {str(exc).splitlines()[0]}")
 
+    def modified(self, relative: str) -> float:
+        """Seconds since the epoch of the last write of a file (0 if it is gone)."""
+        info = self.fs.get_file_info(self._path(relative))
+        return info.mtime.timestamp() if info.mtime is not None else 0.0
+
     def read_bytes(self, relative: str) -> bytes | None:
         try:
             with self.fs.open_input_stream(self._path(relative)) as fh:
