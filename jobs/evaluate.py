@@ -1,11 +1,16 @@
-"""Evaluate a saved run's classifier on the test split of every task it has learnt.
+"""Evaluate a saved run's classifier: a versioned state on given images, or a run on its tasks.
 
+    python -m jobs.evaluate --state runs/shop --data test.parquet --output runs/shop-eval
+    python -m jobs.evaluate --state s3://bucket/shop --data test.parquet --version 2
     python -m jobs.evaluate --checkpoint runs/smoke
     python -m jobs.evaluate --checkpoint runs/ray/smoke --set stream.test_per_class=null
 
-The test stream is rebuilt from the run's own config; --set overrides stream fields
-(e.g. another data_root or the full test split). Prints the accuracy per task and
-writes evaluation.json next to the checkpoint (or to --output).
+--state: accuracy per class and per learnt task on --data (a Parquet file or an image
+folder, labelled), of the latest version or of --version N; writes evaluation.json and
+evaluation.md to --output (default: the current directory's evaluation-vNNNN/).
+--checkpoint: the test stream is rebuilt from the run's own config; --set overrides
+stream fields (e.g. another data_root or the full test split). Prints the accuracy per
+task and writes evaluation.json next to the checkpoint (or to --output).
 """
 
 from __future__ import annotations
@@ -18,31 +23,58 @@ from pathlib import Path
 from jobs.common import run_guarded
 
 
+def _evaluate_state(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from binplay.config import ConfigError
+    from binplay.versions.inputs import read_images
+    from binplay.versions.store import StateStore
+    from binplay.versions.use import accuracy_report, image_shape, open_version, write_evaluation
+
+    if not args.data:
+        raise ConfigError("--data: required with --state (labelled test images)")
+    store = StateStore(args.state)
+    with tempfile.TemporaryDirectory(prefix="binplay-evaluate-") as tmp:
+        version, run = open_version(store, args.version, tmp)
+        data = read_images(args.data, "--data", image_shape(run))
+        result = {"state": store.uri, "version": version, "data": args.data,
+                  "tasks": run.state["ledger"]["tasks"], **accuracy_report(run, data)}
+    out = Path(args.output or f"evaluation-v{version:04d}")
+    paths = write_evaluation(result, out)
+    per_task = " ".join(f"{t}:{a:.1f}" for t, a in result["accuracy_per_task"].items())
+    print(f"version {version} | accuracy {result['accuracy']:.2f}% | per task {per_task} -> "
+          f"{paths[0]}, {paths[1]}")
+
+
+def _evaluate_checkpoint(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from binplay.inference import SavedRun
+
+    run = SavedRun(args.checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run.evaluate(args.set, tmp)
+    out = Path(args.output) if args.output else run.path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1))
+    per_task = " ".join(f"{a:.1f}" for a in result["accuracy_per_task"].values())
+    print(f"accuracy per task: {per_task} | average {result['average_accuracy']:.2f}% over "
+          f"{result['tasks_learnt']} tasks -> {out / 'evaluation.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="run dir, checkpoint dir or state.pt")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--state", help="a versioned state (directory or URI) that jobs.learn wrote")
+    source.add_argument("--checkpoint", help="run dir, checkpoint dir or state.pt")
+    parser.add_argument("--data", help="--state: labelled images (Parquet file or image folder)")
+    parser.add_argument("--version", type=int, help="--state: this version instead of the latest")
     parser.add_argument("--set", action="append", default=[], metavar="stream.KEY=VALUE",
-                        help="override a stream field of the run's config (repeatable)")
-    parser.add_argument("--output", help="where evaluation.json goes")
+                        help="--checkpoint: override a stream field of the run's config (repeatable)")
+    parser.add_argument("--output", help="where evaluation.json (and .md) go")
     args = parser.parse_args(argv)
-
-    def body() -> None:
-        import tempfile
-
-        from binplay.inference import SavedRun
-
-        run = SavedRun(args.checkpoint)
-        with tempfile.TemporaryDirectory() as tmp:
-            result = run.evaluate(args.set, tmp)
-        out = Path(args.output) if args.output else run.path.parent
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text(json.dumps(result, indent=1))
-        per_task = " ".join(f"{a:.1f}" for a in result["accuracy_per_task"].values())
-        print(f"accuracy per task: {per_task} | average {result['average_accuracy']:.2f}% over "
-              f"{result['tasks_learnt']} tasks -> {out / 'evaluation.json'}")
-
-    return run_guarded(body)
+    return run_guarded(lambda: _evaluate_state(args) if args.state else _evaluate_checkpoint(args))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,10 @@ class ClassifierConfig(_Strict):
         "batch", description="normalisation of the conv layers: batch statistics (learnt on "
         "regenerations, used on real test images) or GroupNorm (per sample, no statistics)")
     replay_loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    max_classes: int | None = Field(
+        None, gt=0, description="outputs of the single head; None = the classes stream.tasks "
+        "declares. jobs.learn fixes the head at the first learn, so later tasks may bring any "
+        "class below this without reshaping it")
     past_fraction: float | None = Field(
         None, ge=0, lt=1,
         description="share of past samples per minibatch; None = (t)/(t+1) balanced per task",
@@ -262,6 +266,11 @@ class BinPlayConfig(_Strict):
         given = [n for n in limits if n is not None]
         return min(given) if given else None
 
+    @property
+    def head_classes(self) -> int:
+        """Outputs of the classifier head: ``classifier.max_classes`` or the declared classes."""
+        return self.classifier.max_classes or self.stream.num_classes
+
     def fingerprint(self) -> str:
         """Hash of everything that changes the math; a checkpoint resumes only under the same.
 
@@ -272,6 +281,8 @@ class BinPlayConfig(_Strict):
         its math.
         """
         parts = self.model_dump(mode="json", exclude={"ray", "replay", "run", "name"})
+        if parts["classifier"]["max_classes"] is None:  # unset: the fingerprints of older runs stand
+            del parts["classifier"]["max_classes"]
         blob = json.dumps(parts, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

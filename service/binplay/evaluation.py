@@ -52,10 +52,15 @@ class Evaluator:
             return {"task": t}
         device = self.ctx.device
         seen = class_mask(ledger.classes, self.manifest.num_classes, device)
-        row = []
+        row: list[float | None] = []
         for j in range(t + 1):
+            if not self.manifest.tasks[j].test:  # jobs.learn: no test data given for this task
+                row.append(None)
+                continue
             images, labels = self.test_set(j)
             row.append(accuracy(models["classifier"], images.to(device), labels.to(device), seen))
+        known = [a for a in row if a is not None]
+        average = sum(known) / len(known) if known else None
         history = state["history"]
         history["accuracy"].append(row)
         psnrs: list[float | None] = [None] * (t + 1)
@@ -64,13 +69,14 @@ class Evaluator:
             history["grids"].append(self.grid(models["decoder"], ledger, state))
         history["fidelity_psnr"].append(psnrs)
         history["fidelity_mse"].append([None if p is None else 10 ** (-p / 10) for p in psnrs])
-        acc_text = " ".join(f"{a:5.1f}" for a in row)
+        acc_text = " ".join("  -  " if a is None else f"{a:5.1f}" for a in row)
         psnr_text = " ".join("  -  " if p is None else f"{p:5.1f}" for p in psnrs)
         self.ctx.info(f"task {t + 1}/{len(self.manifest.tasks)} done | accuracy per task: "
-                      f"{acc_text} | average {sum(row) / len(row):.2f}%"
+                      f"{acc_text} | average "
+                      + ("-" if average is None else f"{average:.2f}%")
                       + (f" | PSNR dB: {psnr_text}" if "decoder" in models else ""))
-        return {"task": t, "average_accuracy": sum(row) / len(row), "accuracy_row": row,
-                "fidelity_psnr_row": psnrs}
+        out = {"task": t, "accuracy_row": row, "fidelity_psnr_row": psnrs}
+        return out if average is None else {**out, "average_accuracy": average}
 
     def _decode_probe(self, decoder: nn.Module, ledger: Ledger, code_index: list[int]) -> torch.Tensor:
         return decode_indices(decoder, torch.tensor(code_index), ledger, self.cfg.codes,

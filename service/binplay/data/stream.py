@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.codes import CapacityError, capacity
-from binplay.config import BinPlayConfig, StreamConfig
+from binplay.config import BinPlayConfig, ConfigError, StreamConfig
 from binplay.data.sources import SHAPES, load_builtin
 from binplay.data.types import DataError, ImageSet
 from binplay.data.user import read_image_folder, read_image_parquet
@@ -160,7 +160,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _stamp(cfg: BinPlayConfig, manifest_text: str) -> str:
-    return json.dumps({"stream": cfg.stream.model_dump(mode="json"),
+    head = {"head_classes": cfg.head_classes} if cfg.classifier.max_classes else {}
+    return json.dumps({"stream": cfg.stream.model_dump(mode="json"), **head,
                        "train_per_class_read": cfg.train_per_class_read,
                        "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()})
 
@@ -183,6 +184,43 @@ def _reusable(cfg: BinPlayConfig, directory: Path) -> StreamManifest | None:
     return manifest if all(Path(p).is_file() for p in shards) else None
 
 
+def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
+                by_class: bool = False) -> np.ndarray:
+    """Row numbers of a task's samples, in the order that numbers their indices."""
+    return _select(data, classes, per_class, by_class)
+
+
+def write_task_shards(directory: Path, task_id: int, classes: list[int], first_index: int,
+                      train: tuple[ImageSet, np.ndarray] | None,
+                      test: tuple[ImageSet, np.ndarray] | None,
+                      cfg: StreamConfig) -> TaskShards:
+    """Write one task's shards (indices first_index.. in ``train``'s row order); jobs.train
+    writes each task of its stream and jobs.learn its one new task through this, so both
+    number and order the samples alike. A learn passes no ``train`` for the tasks learnt
+    before (their data is gone) and may pass no or an empty ``test``."""
+    shards = TaskShards(task_id, list(classes), first_index, first_index - 1)
+    for split, part in (("train", train), ("test", test)):
+        if part is None or (split == "test" and len(part[1]) == 0):
+            continue
+        data, rows = part
+        if len(rows) == 0:
+            raise DataError(f"{data.origin}: task {task_id} classes {classes} have no {split} samples")
+        if split == "train":
+            index = np.arange(first_index, first_index + len(rows), dtype=np.int64)
+            shards.last_index = first_index + len(rows) - 1
+            if cfg.order == "class":
+                shards.class_ranges = _class_ranges(data.labels[rows].numpy(), first_index)
+        else:
+            index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index
+        for s, start in enumerate(range(0, len(rows), cfg.shard_rows)):
+            block = rows[start:start + cfg.shard_rows]
+            path = directory / f"task_{task_id:02d}" / f"{split}-{s:04d}.parquet"
+            write_shard(path, index[start:start + cfg.shard_rows], data.labels[block].numpy(),
+                        data.images[block])
+            getattr(shards, split).append(str(path))
+    return shards
+
+
 def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
     """Write (or reuse) the stream's shards under ``directory``; returns the manifest."""
     directory = Path(directory)
@@ -191,6 +229,9 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         return reused
     # From here on the directory is not a valid stream until the new stamp is written.
     (directory / STAMP).unlink(missing_ok=True)
+    if cfg.classifier.max_classes and cfg.classifier.max_classes < cfg.stream.num_classes:
+        raise ConfigError(f"classifier.max_classes: {cfg.classifier.max_classes} outputs cannot "
+                          f"hold the {cfg.stream.num_classes} classes of stream.tasks")
     train, test = load_split(cfg.stream, "train"), load_split(cfg.stream, "test")
     for data in (train, test):
         _check_labels(data, cfg.stream)
@@ -207,30 +248,15 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         raise CapacityError(f"stream has {total} samples but codes.bits_per_part="
                             f"{cfg.codes.bits_per_part} gives {cap} codes; raise bits_per_part")
     tasks, next_index = [], 1
-    rows_per = cfg.stream.shard_rows
     for t, classes in enumerate(cfg.stream.tasks):
-        shards = TaskShards(t, list(classes), next_index, next_index - 1)
-        for split, data, per_class in (("train", train, cfg.train_per_class_read),
-                                       ("test", test, cfg.stream.test_per_class)):
-            rows = train_rows[t] if split == "train" else _select(data, classes, per_class)
-            if len(rows) == 0:
-                raise DataError(f"{data.origin}: task {t} classes {classes} have no {split} samples")
-            if split == "train":
-                index = np.arange(next_index, next_index + len(rows), dtype=np.int64)
-                shards.last_index = next_index + len(rows) - 1
-                if by_class:
-                    shards.class_ranges = _class_ranges(data.labels[rows].numpy(), next_index)
-                next_index += len(rows)
-            else:
-                index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index
-            for s, start in enumerate(range(0, len(rows), rows_per)):
-                part = rows[start:start + rows_per]
-                path = directory / f"task_{t:02d}" / f"{split}-{s:04d}.parquet"
-                write_shard(path, index[start:start + rows_per], data.labels[part].numpy(),
-                            data.images[part])
-                getattr(shards, split).append(str(path))
+        test_rows = _select(test, classes, cfg.stream.test_per_class)
+        if len(test_rows) == 0:
+            raise DataError(f"{test.origin}: task {t} classes {classes} have no test samples")
+        shards = write_task_shards(directory, t, classes, next_index, (train, train_rows[t]),
+                                   (test, test_rows), cfg.stream)
         tasks.append(shards)
-    manifest = StreamManifest(shape, cfg.stream.num_classes, tasks)  # type: ignore[arg-type]
+        next_index = shards.last_index + 1
+    manifest = StreamManifest(shape, cfg.head_classes, tasks)  # type: ignore[arg-type]
     text = manifest.to_json()
     directory.mkdir(parents=True, exist_ok=True)
     _write_atomic(directory / MANIFEST, text)

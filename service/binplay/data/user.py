@@ -37,6 +37,11 @@ def _decode(blob: bytes, where: str, expected_shape: tuple[int, int, int] | None
     return arr
 
 
+def decode_image(blob: bytes, where: str) -> np.ndarray:
+    """One encoded image as stored, (C, H, W) uint8: its channel count is not converted."""
+    return _decode(blob, where, None)
+
+
 def _image_column(table: pa.Table, path: Path) -> list[bytes]:
     for name in ("img", "image"):
         if name not in table.column_names:

@@ -77,7 +77,7 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
     # waiting for a whole CPU stalled each task's start by 6-17 s on 2 cores.
     datasets = {task_dataset_name(t.task_id): ray.data.read_parquet(
                     t.train, num_cpus=READ_TASK_CPUS)
-                for t in manifest.tasks}
+                for t in manifest.tasks if t.train}  # jobs.learn: past tasks have no shards
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": manifest.to_json()},

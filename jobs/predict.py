@@ -1,0 +1,53 @@
+"""Batch inference with a versioned state through Ray Data: predictions and probabilities.
+
+    python -m jobs.predict --state runs/shop --data new_images.parquet --output predictions
+    python -m jobs.predict --state s3://bucket/shop --version 2 --data x.parquet --output out
+
+--data is a Parquet file with an image column (``image`` or ``img.bytes``; a ``label``
+column is optional and kept). --output becomes a directory of Parquet files, one row per
+input row: its other columns, ``prediction``, ``probability`` and ``probabilities`` (one
+per classifier output). Ray is the cluster RAY_ADDRESS names, or an embedded local one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jobs.common import run_guarded
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state", required=True, help="a versioned state (directory or URI)")
+    parser.add_argument("--version", type=int, help="this version instead of the latest")
+    parser.add_argument("--data", required=True, help="Parquet file of images")
+    parser.add_argument("--output", required=True, help="directory of the predictions (Parquet)")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per Ray Data batch")
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        import tempfile
+
+        from binplay.config import BinPlayConfig
+        from binplay.ray_train.cluster import ensure_ray
+        from binplay.versions.predict import check_input, predict
+        from binplay.versions.store import StateStore
+        from binplay.versions.use import image_shape, open_version
+
+        store = StateStore(args.state)
+        with tempfile.TemporaryDirectory(prefix="binplay-predict-") as tmp:
+            version, run = open_version(store, args.version, tmp)
+            payload, shape = run.path.read_bytes(), image_shape(run)
+        check_input(Path(args.data), shape)  # before Ray starts: bad input fails in one line
+        ensure_ray(BinPlayConfig.model_validate(run.state["config"]))
+        result = predict(payload, shape, Path(args.data), Path(args.output), args.batch_size)
+        print(f"version {version}: {result['rows']} predictions -> {result['output']}")
+
+    return run_guarded(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""User images for the versioned jobs: read, checked against the state, fingerprinted.
+
+Every job that reads images (learn, evaluate, predict) reads them here, on the driver,
+before anything trains or the state is touched: a file that is missing, empty, corrupt,
+of non-integer labels, or of images of another size or channel count than the state's
+fails in one line (DataError, exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from binplay.data.types import DataError, ImageSet
+from binplay.data.user import IMAGE_SUFFIXES, read_image_folder, read_image_parquet
+
+Shape = tuple[int, int, int]
+
+
+def _existing(path: str | Path, flag: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{flag} {path}: does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{flag} {path}: empty file")
+    return path
+
+
+def fingerprint(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, or of an image folder's relative paths and bytes: a few
+    bytes in the ledger that tell a re-run of the same learn from new data."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    for file in files:
+        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_images(path: str | Path, flag: str, shape: Shape | None,
+                head: int | None = None) -> ImageSet:
+    """A Parquet file (``image`` or ``img.bytes``, ``label``) or an image folder, each image
+    decoded as stored: its channel count is compared with ``shape``, never converted."""
+    path = _existing(path, flag)
+    data = read_image_folder(path) if path.is_dir() else read_image_parquet(path)
+    got = tuple(int(d) for d in data.images.shape[1:])
+    if shape is not None and got != tuple(shape):
+        raise DataError(f"{flag} {path}: images of shape {got} (C, H, W), the state's are "
+                        f"{tuple(shape)}")
+    labels = data.labels.numpy()
+    if len(labels) and int(labels.min()) < 0:
+        raise DataError(f"{flag} {path}: label {int(labels.min())} is negative")
+    if head is not None and len(labels) and int(labels.max()) >= head:
+        raise DataError(f"{flag} {path}: label {int(labels.max())} does not fit the classifier's "
+                        f"{head} outputs (classifier.max_classes, fixed at the first learn)")
+    return data
+
+
+def classes_of(data: ImageSet) -> list[int]:
+    return sorted(int(c) for c in np.unique(data.labels.numpy()))
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    return images.float() / 255.0

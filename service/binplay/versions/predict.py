@@ -1,0 +1,131 @@
+"""Batch inference through Ray Data: a Parquet file of images in, predictions out.
+
+The driver checks what it can before Ray starts (the file opens, has rows and an image
+column, integer labels if any, the first image's shape against the state's); each Ray
+Data task decodes its batch, checks every image and scores it with the version's
+classifier, loaded from the state's bytes (``torch.load(weights_only=True)``). Output
+rows keep the input's columns other than the image and add ``prediction`` (int64),
+``probability`` (of the prediction) and ``probabilities`` (one per head output; 0 for
+classes never learnt). The output directory appears only once every part is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from binplay.data.types import DataError
+from binplay.data.user import decode_image
+from binplay.errors import DOMAIN_ERRORS, root_cause
+from binplay.inference import SavedRun
+from binplay.state import STATE_FILE
+from binplay.versions.use import image_shape, probabilities
+
+IMAGE_COLUMNS = ("img", "image")
+READ_CPUS = 0.25  # Ray notes: on 2 CPUs whole-CPU tasks beside other work stall; slivers run
+
+
+def _image_blobs(table: pa.Table, where: str) -> tuple[str, list[bytes | None]]:
+    for name in IMAGE_COLUMNS:
+        if name in table.column_names:
+            col = table.column(name).combine_chunks()
+            if pa.types.is_struct(col.type):
+                col = col.field("bytes")
+            if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+                raise DataError(f"{where}: column '{name}' holds {col.type}, expected image bytes")
+            return name, col.to_pylist()
+    raise DataError(f"{where}: no image column (expected 'img' with 'bytes', or 'image')")
+
+
+def check_input(path: Path, shape: tuple[int, int, int]) -> int:
+    """Driver-side checks; returns the number of rows."""
+    if not path.is_file():
+        raise DataError(f"--data {path}: not a Parquet file (predict reads Parquet)")
+    if path.stat().st_size == 0:
+        raise DataError(f"--data {path}: empty file")
+    try:
+        meta = pq.ParquetFile(path)
+        first = meta.read_row_group(0) if meta.num_row_groups else None
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"--data {path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    if first is None or meta.metadata.num_rows == 0:
+        raise DataError(f"--data {path}: no rows")
+    if "label" in first.column_names and not pa.types.is_integer(first.schema.field("label").type):
+        raise DataError(f"--data {path}: 'label' column holds {first.schema.field('label').type}, "
+                        f"expected integers")
+    _, blobs = _image_blobs(first.slice(0, 1), f"--data {path}")
+    _decoded(blobs[0], f"--data {path} row 0", shape)
+    return meta.metadata.num_rows
+
+
+def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int]) -> np.ndarray:
+    if blob is None:
+        raise DataError(f"{where}: no image")
+    arr = decode_image(blob, where)  # as stored: another channel count is refused, not converted
+    if tuple(arr.shape) != tuple(shape):
+        raise DataError(f"{where}: image of shape {tuple(arr.shape)} (C, H, W), the state's are "
+                        f"{tuple(shape)}")
+    return arr
+
+
+class Scorer:
+    """A Ray Data UDF: one classifier per actor, built from the version's state bytes."""
+
+    def __init__(self, state: bytes, origin: str):
+        self._tmp = tempfile.TemporaryDirectory(prefix="binplay-predict-")
+        (Path(self._tmp.name) / STATE_FILE).write_bytes(state)
+        torch.set_num_threads(1)
+        self.run = SavedRun(Path(self._tmp.name) / STATE_FILE)
+        self.shape, self.origin = image_shape(self.run), origin
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        name, blobs = _image_blobs(batch, self.origin)
+        images = torch.from_numpy(np.stack([_decoded(b, f"--data {self.origin}", self.shape)
+                                             for b in blobs]))
+        probs = probabilities(self.run, images)
+        top = probs.max(dim=1)
+        kept = batch.drop_columns([name])
+        return (kept.append_column("prediction", pa.array(top.indices.numpy(), pa.int64()))
+                .append_column("probability", pa.array(top.values.numpy(), pa.float32()))
+                .append_column("probabilities", pa.array(list(probs.numpy()), pa.list_(pa.float32()))))
+
+
+def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: Path,
+            batch_size: int = 64) -> dict[str, Any]:
+    """Score every row of ``data`` with Ray Data; writes Parquet parts under ``output``."""
+    import ray
+    import ray.data
+
+    rows = check_input(data, shape)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    # Otherwise a task's DataError reaches the driver as a UserCodeException that has lost it.
+    ctx.raise_original_map_exception = True
+    staging = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        # local://: the input and the output are on the driver's machine; on a cluster of
+        # several nodes Ray Data then runs the read and the write there.
+        (ray.data.read_parquet(f"local://{data.resolve()}", num_cpus=READ_CPUS)
+         .map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data)},
+                      batch_size=batch_size, batch_format="pyarrow", concurrency=1,
+                      num_cpus=READ_CPUS)
+         .write_parquet(f"local://{staging.resolve()}"))
+    except Exception as exc:  # Ray wraps a task's error; a bad image is the user's, in one line
+        cause = root_cause(exc)
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(cause, DOMAIN_ERRORS):
+            raise type(cause)(str(cause).splitlines()[0]) from None
+        raise
+    if output.exists():
+        shutil.rmtree(output)
+    staging.rename(output)
+    return {"rows": rows, "output": str(output)}

@@ -1,0 +1,99 @@
+"""jobs.learn through Ray Train (the jobs.train path, placed in the state's staging area) and
+jobs.predict's worker-side checks through Ray Data, on the session's Ray head."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from binplay.state import load_state
+from conftest import synthetic_images
+from learntools import job_env, learn_config, run_module, task_files
+
+FAST = ("autoencoder.decoder_epochs=3", "classifier.epochs=2", "ray.cpus_per_worker=0.5")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_learn_through_ray_train_matches_in_process(ray_head, tmp_path):
+    files = task_files(tmp_path / "data")
+    config = learn_config(files, tmp_path, *FAST)
+    env = job_env(**{k: v for k, v in ray_head["env"].items() if k.startswith("RAY_")})
+    for k in range(2):
+        first = ["--config", str(config)] if k == 0 else []
+        ray = run_module(["jobs.learn", "--state", str(tmp_path / "ray"), "--data", str(files[f"t{k}"]),
+                          "--set", "ray.num_workers=1", *first], env, timeout=600)
+        assert ray.returncode == 0, ray.stdout[-3000:] + ray.stderr
+        assert f"published version {k + 1}" in ray.stdout and "ray train" not in ray.stderr.lower()
+        local = run_module(["jobs.learn", "--state", str(tmp_path / "local"), "--data",
+                            str(files[f"t{k}"]), *first])
+        assert local.returncode == 0, local.stderr
+    assert not (tmp_path / "ray" / "staging").exists()
+    # The second learn resumed the workers from version 1 (its seed checkpoint), not from scratch.
+    a, b = (load_state(tmp_path / s / "versions" / "v0002") for s in ("ray", "local"))
+    assert a["ledger"] == b["ledger"] and a["task"] == 2
+    # One Ray worker (DDP of one) computes what the in-process learn computes.
+    for key, value in b["models"]["classifier"].items():
+        assert torch.allclose(value.float(), a["models"]["classifier"][key].float(), atol=1e-5), key
+
+
+@pytest.mark.ray
+def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, tmp_path):
+    files = task_files(tmp_path / "data")
+    config = learn_config(files, tmp_path, "autoencoder.decoder_epochs=1", "classifier.epochs=1")
+    done = run_module(["jobs.learn", "--state", str(tmp_path / "state"), "--data", str(files["t0"]),
+                       "--config", str(config)])
+    assert done.returncode == 0, done.stderr
+    x, _ = synthetic_images(6, [0], seed=4)
+    blobs = []
+    for img in x:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        blobs.append(buf.getvalue())
+    blobs[4] = b"\x89PNG not really"  # row 0 is fine: only a Ray Data task sees this one
+    pq.write_table(pa.table({"image": blobs, "id": np.arange(6)}), tmp_path / "x.parquet")
+    env = job_env(**{k: v for k, v in ray_head["env"].items() if k.startswith("RAY_")})
+    before = json.loads((tmp_path / "state" / "LATEST").read_text())
+    pred = run_module(["jobs.predict", "--state", str(tmp_path / "state"), "--data",
+                       str(tmp_path / "x.parquet"), "--output", str(tmp_path / "pred"),
+                       "--batch-size", "2"], env)
+    assert pred.returncode == 2, pred.stdout[-2000:] + pred.stderr
+    last = pred.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "undecodable image" in last, pred.stderr[-2000:]
+    assert not (tmp_path / "pred").exists()
+    assert json.loads((tmp_path / "state" / "LATEST").read_text()) == before
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_learn_as_a_submitted_ray_job(ray_head, tmp_path):
+    """The README's cluster workflow: each arrival is one `ray job submit` of jobs.learn."""
+    import subprocess
+    import sys
+
+    from raytools import REPO
+
+    files = task_files(tmp_path / "data")
+    config = learn_config(files, tmp_path, "autoencoder.decoder_epochs=1", "classifier.epochs=1")
+    env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
+    for k in range(2):
+        first = f" --config {config}" if k == 0 else ""
+        entrypoint = (f"{sys.executable} -m jobs.learn --state {tmp_path / 'state'} "
+                      f"--data {files[f't{k}']} --test {files['test']}{first}")
+        submit = subprocess.run(
+            [ray_head["ray"], "job", "submit", "--working-dir", str(REPO), "--runtime-env-json",
+             json.dumps({"excludes": [".venv", ".git", "runs"]}), "--", *entrypoint.split()],
+            env=env, capture_output=True, text=True, timeout=600)
+        logs = submit.stdout + submit.stderr
+        assert submit.returncode == 0 and "succeeded" in logs, logs[-3000:]
+        assert f"published version {k + 1}" in logs
+    ev = run_module(["jobs.evaluate", "--state", str(tmp_path / "state"), "--data", str(files["test"]),
+                     "--output", str(tmp_path / "ev")])
+    assert ev.returncode == 0 and "version 2 |" in ev.stdout, ev.stderr
