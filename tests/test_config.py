@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from binplay.config import BinPlayConfig, ConfigError, load_config
-from binplay.models.autoencoder import build_autoencoder
+from binplay.models.build import autoencoder_for
 from binplay.models.classifier import LeNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +34,7 @@ def test_every_shipped_config_builds_models_that_run(path):
     cfg = load_config(path)
     shape = SHAPES[cfg.stream.dataset]
     images = torch.zeros(2, *shape)
-    encoder, decoder = build_autoencoder(cfg.autoencoder.preset, shape, cfg.codes.latent_dim,
-                                         cfg.autoencoder.width)
+    encoder, decoder = autoencoder_for(cfg, shape)
     classifier = LeNet(shape, cfg.stream.num_classes, cfg.classifier.dropout)
     for module in (encoder, decoder, classifier):
         module.eval()
