@@ -59,6 +59,8 @@ def test_overrides_apply_with_yaml_types():
     ("codes.primes=[3,4]", "codes.primes"),
     ("stream.tasks=[[0,1],[1,2]]", "stream"),
     ("autoencoder.preset=huge", "autoencoder.preset"),
+    ("autoencoder.store=int4", "autoencoder.store"),
+    ("autoencoder.hidden=0", "autoencoder.hidden"),
 ])
 def test_bad_overrides_name_the_field(override, field):
     with pytest.raises(ConfigError) as err:
