@@ -140,3 +140,18 @@ def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monke
             assert torch.equal(t, final[name]), name  # the checkpoint holds the stored decoder
     memory = BinPlayStrategy(cfg).memory({"decoder": autoencoder_for(cfg, SHAPE)[1]}, state, SHAPE)
     assert memory.kind == "decoder (int8)" and memory.bytes == packed_bytes(packed[1])
+
+
+def test_memory_mb_sizes_the_mlp_decoder_by_its_stored_bytes(tiny):
+    from binplay.compare import width_for_budget
+
+    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
+               "autoencoder.store=int8", "stream.image_shape=[1,28,28]")
+    budget = int(0.2 * MB)
+    width = width_for_budget(cfg, budget)
+
+    def at(w: int) -> int:
+        return binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+            update={"width": w})}), SHAPE)
+
+    assert at(width) <= budget < at(width + 1)
