@@ -23,6 +23,7 @@ from torch import nn
 StoreKind = Literal["fp32", "bf16", "int8"]
 SCALE = ".scale"  # suffix of an int8 weight's per-channel scales in a packed dict
 INT8_MAX = 127  # symmetric range [-127, 127]: zero is exact and no sign asymmetry
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 def fp32_bytes(module: nn.Module) -> int:
@@ -41,7 +42,7 @@ def _channel_dims(module: nn.Module) -> dict[str, int]:
         for name, p in layer.named_parameters(recurse=False):
             if p.dim() > 1:
                 full = f"{prefix}.{name}" if prefix else name
-                transposed = isinstance(layer, nn.modules.conv._ConvTransposeNd) and name == "weight"
+                transposed = isinstance(layer, TRANSPOSED) and name == "weight"
                 dims[full] = 1 if transposed else 0
     return dims
 
