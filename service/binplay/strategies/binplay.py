@@ -4,7 +4,9 @@ Per task: warm-up and greedy assignment epochs (encoder + decoder), the mapping
 image -> code frozen, decoder epochs on (code, image) pairs of the current task and
 (c(i), d(c(i); v')) of past indices, then the classifier on the decoder's
 reconstructions of the current task and regenerations of uniformly drawn past indices
-with soft targets. The mapping lives only while its task runs.
+with soft targets. The mapping lives only while its task runs. With
+``autoencoder.store`` int8 or bf16 the decoder is replaced by its stored values as soon
+as its task's decoder epochs end (binplay.models.quantise), before the classifier phase.
 """
 
 from __future__ import annotations
