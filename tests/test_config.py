@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from binplay.config import BinPlayConfig, ConfigError, load_config
-from binplay.models.autoencoder import build_autoencoder
+from binplay.models.build import autoencoder_for
 from binplay.models.classifier import LeNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +34,7 @@ def test_every_shipped_config_builds_models_that_run(path):
     cfg = load_config(path)
     shape = SHAPES[cfg.stream.dataset]
     images = torch.zeros(2, *shape)
-    encoder, decoder = build_autoencoder(cfg.autoencoder.preset, shape, cfg.codes.latent_dim,
-                                         cfg.autoencoder.width)
+    encoder, decoder = autoencoder_for(cfg, shape)
     classifier = LeNet(shape, cfg.stream.num_classes, cfg.classifier.dropout)
     for module in (encoder, decoder, classifier):
         module.eval()
@@ -60,6 +59,8 @@ def test_overrides_apply_with_yaml_types():
     ("codes.primes=[3,4]", "codes.primes"),
     ("stream.tasks=[[0,1],[1,2]]", "stream"),
     ("autoencoder.preset=huge", "autoencoder.preset"),
+    ("autoencoder.store=int4", "autoencoder.store"),
+    ("autoencoder.hidden=0", "autoencoder.hidden"),
 ])
 def test_bad_overrides_name_the_field(override, field):
     with pytest.raises(ConfigError) as err:
@@ -105,14 +106,18 @@ def test_paper_presets_keep_the_papers_method(name):
     assert cfg.autoencoder.samples_per_class is None and cfg.stream.train_per_class is None
     assert not cfg.classifier.ledger_labels and cfg.classifier.norm == "batch"
     assert cfg.classifier.soft_targets and cfg.classifier.ae_processed_inputs
+    assert cfg.autoencoder.store == "fp32"  # the paper counts (and keeps) fp32 weights
 
 
 @pytest.mark.parametrize("name", ["split_mnist", "split_fmnist"])
 def test_cpu_presets_name_every_switch_beyond_the_paper(name):
     text = open(f"configs/{name}.yaml").read()
-    for switch in ("order: class", "class_bits:", "samples_per_class:", "ledger_labels: true",
-                   "norm: group", "task_bits: 0"):
+    for switch in ("order: class", "class_bits:", "samples_per_class:", "norm: group",
+                   "task_bits: 0"):
         line = next(line for line in text.splitlines() if switch in line)
         assert "BEYOND-PAPER" in line, line
+    for switch in ("ledger_labels: true", "preset: mlp", "store: int8", "store: bf16"):
+        for line in (line for line in text.splitlines() if switch in line):  # where used
+            assert "BEYOND-PAPER" in line, line
     cfg = load_config(f"configs/{name}.yaml")
     assert cfg.stream.train_per_class is None  # every strategy sees the whole stream

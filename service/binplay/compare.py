@@ -4,8 +4,9 @@ Runs live under ``<output>/runs/<strategy>-<memory>-s<seed>``, so re-running a c
 skips the runs that finished (their report.json is read back) and resumes the one that
 was interrupted. Equal memory: at each size, the ER buffer holds that many bytes of
 uint8 images and labels, the DGR VAE decoder that many fp32 bytes, and the BinPlay
-decoder is the widest compact decoder that fits (``autoencoder.width``); ``auto`` is
-the base config's BinPlay decoder.
+decoder is the widest decoder of its preset (compact or mlp) whose stored bytes
+(``autoencoder.store``) fit (``autoencoder.width``); ``auto`` is the base config's
+BinPlay decoder as stored.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any
 
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.data.sources import SHAPES
-from binplay.models.autoencoder import build_autoencoder
-from binplay.models.build import MB, fp32_bytes
+from binplay.models.build import MB, binplay_decoder_bytes
 
 SIZED_BY_MEMORY = ("binplay", "er", "dgr")
 
@@ -32,13 +32,15 @@ def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
 
 
 def width_for_budget(cfg: BinPlayConfig, budget: int) -> int:
-    """The widest compact BinPlay decoder whose fp32 parameters fit ``budget`` bytes."""
-    if cfg.autoencoder.preset != "compact":
-        raise ConfigError("--memory-mb: only the compact autoencoder is sized by width")
+    """The widest BinPlay decoder of the config's preset whose stored bytes fit ``budget``."""
+    if cfg.autoencoder.preset == "paper":
+        raise ConfigError("--memory-mb: only the compact and mlp autoencoders are sized by width")
     shape = image_shape(cfg)
 
     def size(width: int) -> int:
-        return fp32_bytes(build_autoencoder("compact", shape, cfg.codes.latent_dim, width)[1])
+        sized = cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+            update={"width": width})})
+        return binplay_decoder_bytes(sized, shape)
 
     if size(2) > budget:
         raise ConfigError(f"--memory-mb: {budget / MB:.2f} MB is below the smallest BinPlay decoder")

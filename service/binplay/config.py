@@ -101,8 +101,17 @@ class CodesConfig(_Strict):
 
 
 class AutoencoderConfig(_Strict):
-    preset: Literal["compact", "paper"] = "compact"
-    width: int = Field(64, gt=0, description="compact preset: base channel count")
+    preset: Literal["compact", "paper", "mlp"] = "compact"
+    width: int = Field(64, gt=0, description="compact and mlp presets: base channel count")
+    hidden: int = Field(512, gt=0, description="mlp preset: width of the decoder's hidden FC layer")
+    channels: int = Field(
+        128, gt=0, description="mlp preset: channels of the decoder's (H/4, W/4) feature map")
+    store: Literal["fp32", "bf16", "int8"] = Field(
+        "fp32", description="precision the decoder is kept in between tasks. Its weights are "
+        "quantised in place once the task's decoder training ends, so the frozen copy that "
+        "regenerates the past IS what is stored; int8: symmetric per output channel, fp32 "
+        "scales; biases and norm parameters stay fp32. Memory and `memory_mb: auto` count "
+        "these stored bytes")
     warmup_epochs: int = Field(2, ge=0)
     assignment_epochs: int = Field(4, ge=1)
     decoder_epochs: int = Field(20, ge=0)

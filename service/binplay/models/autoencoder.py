@@ -6,6 +6,10 @@ layer; 32x32x3: the wider CIFAR decoder, FC 1500 -> 6144, transposed convs
 512/768/640). Heavy on a CPU (~0.25 GMAC per MNIST sample).
 ``compact``: two stride-2 convs / two transposed convs around one FC layer, about
 the paper decoder's parameter count at a small fraction of its compute.
+``mlp``: the compact encoder; a wider decoder, code -> ``hidden`` -> (``channels``, H/4,
+W/4) -> the compact decoder's two transposed convs (lever 3 of issue 14: the prototype's
+``--dec-arch mlp:512:128``). Most of its bytes sit in the second FC layer, which int8
+storage (binplay.models.quantise) shrinks fourfold.
 Images are floats in [0, 1]; decoders end in a sigmoid.
 """
 
@@ -93,12 +97,32 @@ def compact_autoencoder(shape: tuple[int, int, int], latent_dim: int,
     return encoder, Decoder(fc, start, deconvs)
 
 
+def mlp_autoencoder(shape: tuple[int, int, int], latent_dim: int, width: int, hidden: int,
+                    channels: int) -> tuple[Encoder, Decoder]:
+    """Compact encoder; decoder with a hidden FC layer before the (channels, H/4, W/4) map.
+
+    The same two stride-2 transposed convs bring H/4 back to H, so 28x28 (7x7 map) and
+    32x32 (8x8 map) both work.
+    """
+    encoder, _ = compact_autoencoder(shape, latent_dim, width)
+    quarter = _spatial(shape) // 4
+    fc = nn.Sequential(nn.Linear(latent_dim, hidden), _act(),
+                       nn.Linear(hidden, channels * quarter * quarter), _act())
+    deconvs = nn.Sequential(*_deconv(channels, width, 4, 2, 1),
+                            *_deconv(width, shape[0], 4, 2, 1, last=True))
+    return encoder, Decoder(fc, (channels, quarter, quarter), deconvs)
+
+
 def build_autoencoder(preset: str, shape: tuple[int, int, int], latent_dim: int,
-                      width: int = 64) -> tuple[Encoder, Decoder]:
+                      width: int = 64, hidden: int = 512,
+                      channels: int = 128) -> tuple[Encoder, Decoder]:
+    """``hidden`` and ``channels`` size the ``mlp`` decoder only."""
     if preset == "paper":
         return paper_autoencoder(shape, latent_dim)
     if preset == "compact":
         return compact_autoencoder(shape, latent_dim, width)
+    if preset == "mlp":
+        return mlp_autoencoder(shape, latent_dim, width, hidden, channels)
     raise ValueError(f"autoencoder.preset: unknown preset '{preset}'")
 
 

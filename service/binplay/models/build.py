@@ -11,27 +11,33 @@ import torch
 from torch import nn
 
 from binplay.config import BinPlayConfig, ConfigError, MemoryBudget
-from binplay.models.autoencoder import build_autoencoder
+from binplay.models.autoencoder import Decoder, Encoder, build_autoencoder
 from binplay.models.classifier import LeNet
+from binplay.models.quantise import fp32_bytes, stored_bytes
 from binplay.state import derived_seed
 
 MB = 2**20
 
 
-def fp32_bytes(module: nn.Module) -> int:
-    """Bytes of a module's parameters stored as fp32 (what the paper's Table 3 counts)."""
-    return sum(p.numel() for p in module.parameters()) * 4
+__all__ = ["MB", "fp32_bytes", "autoencoder_for", "binplay_decoder_bytes", "budget_bytes",
+           "build_models", "check_models_fit"]
+
+
+def autoencoder_for(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> tuple[Encoder, Decoder]:
+    """The encoder and decoder the config's ``autoencoder`` section asks for."""
+    a = cfg.autoencoder
+    return build_autoencoder(a.preset, shape, cfg.codes.latent_dim, a.width, a.hidden, a.channels)
 
 
 def binplay_decoder_bytes(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
-    """fp32 bytes of the BinPlay decoder this config builds: the equal-memory yardstick."""
-    _, decoder = build_autoencoder(cfg.autoencoder.preset, shape, cfg.codes.latent_dim,
-                                   cfg.autoencoder.width)
-    return fp32_bytes(decoder)
+    """Bytes of the BinPlay decoder this config builds, as stored (``autoencoder.store``):
+    the equal-memory yardstick. The count depends on the architecture only."""
+    return stored_bytes(autoencoder_for(cfg, shape)[1], cfg.autoencoder.store)
 
 
 def budget_bytes(setting: MemoryBudget, cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
-    """A baseline's byte budget: ``auto`` = BinPlay's decoder bytes, else megabytes given."""
+    """A baseline's byte budget: ``auto`` = BinPlay's stored decoder bytes, else megabytes
+    given."""
     if setting == "auto":
         return binplay_decoder_bytes(cfg, shape)
     return int(setting * MB)
@@ -43,8 +49,7 @@ def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
     models: dict[str, nn.Module] = {}
     if cfg.strategy == "binplay":
         torch.manual_seed(derived_seed(cfg.seed, "autoencoder"))
-        models["encoder"], models["decoder"] = build_autoencoder(
-            cfg.autoencoder.preset, shape, cfg.codes.latent_dim, cfg.autoencoder.width)
+        models["encoder"], models["decoder"] = autoencoder_for(cfg, shape)
     elif cfg.strategy == "dgr":
         from binplay.strategies.vae import build_vae
 

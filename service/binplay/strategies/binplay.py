@@ -4,7 +4,9 @@ Per task: warm-up and greedy assignment epochs (encoder + decoder), the mapping
 image -> code frozen, decoder epochs on (code, image) pairs of the current task and
 (c(i), d(c(i); v')) of past indices, then the classifier on the decoder's
 reconstructions of the current task and regenerations of uniformly drawn past indices
-with soft targets. The mapping lives only while its task runs.
+with soft targets. The mapping lives only while its task runs. With
+``autoencoder.store`` int8 or bf16 the decoder is replaced by its stored values as soon
+as its task's decoder epochs end (binplay.models.quantise), before the classifier phase.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from binplay.codes import stream_codes
-from binplay.models.build import fp32_bytes
+from binplay.models.quantise import store_, stored_bytes
 from binplay.replay import ReplayJob
 from binplay.replay.generate import Targets
 from binplay.state import StateError, derived_seed
@@ -105,6 +107,25 @@ class BinPlayStrategy(Strategy):
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
         if phase == "assign" and epoch + 1 == self.cfg.autoencoder.assignment_epochs:
             self._freeze(run)
+        if phase == "decoder" and epoch + 1 == self.cfg.autoencoder.decoder_epochs:
+            # The decoder is learnt: keep it as stored from here on, so the classifier's
+            # inputs, the checkpoint after this phase and the next task's frozen copy all
+            # come from the stored bytes (as in the prototype that measured lever 6).
+            self._store(run)
+
+    def end_task(self, run: TaskRun) -> None:
+        self._store(run)  # no decoder epochs: the stored decoder is the one after assignment
+
+    def _store(self, run: TaskRun) -> None:
+        """Quantise the decoder in place to ``autoencoder.store``, once per task.
+
+        Once only: re-packing dequantised weights recomputes the scales, which may move
+        them by an ulp; the flag rides in the checkpoint, so a resume does not repeat it."""
+        store = self.cfg.autoencoder.store
+        if store == "fp32" or run.state.get("decoder_stored") == run.t:
+            return
+        store_(run.models["decoder"], store)
+        run.state["decoder_stored"] = run.t
 
     def _freeze(self, run: TaskRun) -> None:
         """Fix image -> code for the rest of the task; record the fidelity probe (rank 0)."""
@@ -157,4 +178,5 @@ class BinPlayStrategy(Strategy):
 
     def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
                image_shape: tuple[int, ...]) -> Memory:
-        return Memory("decoder (fp32)", fp32_bytes(models["decoder"]))
+        store = self.cfg.autoencoder.store
+        return Memory(f"decoder ({store})", stored_bytes(models["decoder"], store))

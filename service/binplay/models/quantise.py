@@ -1,0 +1,115 @@
+"""The decoder as stored between tasks: fp32, bf16 or int8 (lever 6 of issue 14).
+
+BinPlay's memory is its decoder, so what counts is the bytes it is kept in. ``pack``
+turns a decoder into the tensors that would be written (int8: the weight matrices and
+kernels as int8 with one fp32 scale per output channel; bf16: those weights as bf16;
+biases, norm parameters and float buffers such as BatchNorm's running statistics stay
+fp32 in both, as the prototype ``benchmarks/levers_prototype.py`` counted them);
+``unpack`` gives back the fp32 values a decoder computes with. ``store_`` replaces a
+decoder's weights in place by ``unpack(pack(...))``, so the frozen copy that regenerates
+past samples in the next task computes with exactly what the stored bytes hold.
+
+fp32 is today's accounting: parameters only, at 4 bytes (``fp32_bytes``), so the
+equal-memory yardstick of earlier results does not move; nothing is changed in place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+StoreKind = Literal["fp32", "bf16", "int8"]
+SCALE = ".scale"  # suffix of an int8 weight's per-channel scales in a packed dict
+INT8_MAX = 127  # symmetric range [-127, 127]: zero is exact and no sign asymmetry
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def fp32_bytes(module: nn.Module) -> int:
+    """Bytes of a module's parameters stored as fp32 (what the paper's Table 3 counts)."""
+    return sum(p.numel() for p in module.parameters()) * 4
+
+
+def _channel_dims(module: nn.Module) -> dict[str, int]:
+    """Output-channel dimension of every weight with more than one dimension.
+
+    Linear and Conv2d weights are (out, in, ...); ConvTranspose2d's are (in, out, kH, kW),
+    so their output channels sit on dim 1.
+    """
+    dims: dict[str, int] = {}
+    for prefix, layer in module.named_modules():
+        for name, p in layer.named_parameters(recurse=False):
+            if p.dim() > 1:
+                full = f"{prefix}.{name}" if prefix else name
+                transposed = isinstance(layer, TRANSPOSED) and name == "weight"
+                dims[full] = 1 if transposed else 0
+    return dims
+
+
+def quantise_int8(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-channel int8 along ``dim``: (int8 values, fp32 scales broadcastable)."""
+    reduce = [d for d in range(weight.dim()) if d != dim]
+    w = weight.detach().float()
+    scale = w.abs().amax(dim=reduce, keepdim=True).clamp_min(1e-12) / INT8_MAX
+    q = torch.round(w / scale).clamp(-INT8_MAX, INT8_MAX).to(torch.int8)
+    return q, scale
+
+
+def pack(module: nn.Module, store: StoreKind) -> dict[str, torch.Tensor]:
+    """The tensors that keep ``module`` at ``store`` precision, keyed by state-dict name."""
+    dims = _channel_dims(module) if store != "fp32" else {}
+    packed: dict[str, torch.Tensor] = {}
+    for name, p in module.named_parameters():
+        w = p.detach()
+        if name not in dims:  # fp32 store, or a bias / norm parameter
+            packed[name] = w.float().clone()
+        elif store == "bf16":
+            packed[name] = w.to(torch.bfloat16)
+        else:
+            packed[name], packed[name + SCALE] = quantise_int8(w, dims[name])
+    if store != "fp32":  # fp32 keeps today's count: parameters only
+        for name, b in module.named_buffers():
+            if b.dtype.is_floating_point:  # running statistics; not the int batch counter
+                packed[name] = b.detach().float().clone()
+    return packed
+
+
+def unpack(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """fp32 tensors a decoder computes with, from what ``pack`` wrote."""
+    out: dict[str, torch.Tensor] = {}
+    for name, t in packed.items():
+        if name.endswith(SCALE):
+            continue
+        if t.dtype == torch.int8:
+            out[name] = t.float() * packed[name + SCALE]
+        else:
+            out[name] = t.float()
+    return out
+
+
+def packed_bytes(packed: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in packed.values())
+
+
+def stored_bytes(module: nn.Module, store: StoreKind) -> int:
+    """Bytes ``module`` takes when kept at ``store`` precision (fp32: parameters only)."""
+    if store == "fp32":
+        return fp32_bytes(module)
+    return packed_bytes(pack(module, store))
+
+
+@torch.no_grad()
+def store_(module: nn.Module, store: StoreKind) -> dict[str, torch.Tensor]:
+    """Replace ``module``'s weights by their stored values; returns the packed tensors.
+
+    fp32 leaves the module untouched (bit-identical to a run without the switch).
+    """
+    packed = pack(module, store)
+    if store == "fp32":
+        return packed
+    values = unpack(packed)
+    for name, t in [*module.named_parameters(), *module.named_buffers()]:
+        if name in values:
+            t.copy_(values[name])
+    return packed

@@ -1,0 +1,157 @@
+"""The decoder as stored (autoencoder.store): the bytes suffice, are counted, and are what
+regenerates the past; the mlp decoder preset builds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_engine import _run
+from torch import nn
+
+from binplay.models import quantise
+from binplay.models.autoencoder import build_autoencoder
+from binplay.models.build import MB, autoencoder_for, binplay_decoder_bytes, budget_bytes
+from binplay.models.quantise import fp32_bytes, pack, packed_bytes, store_, stored_bytes, unpack
+from binplay.strategies.binplay import BinPlayStrategy
+
+SHAPE = (1, 28, 28)
+
+
+def _decoder(preset: str = "mlp", seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_autoencoder(preset, SHAPE, 20, width=8, hidden=32, channels=16)[1]
+
+
+def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items() if v.dtype.is_floating_point}
+
+
+@pytest.mark.parametrize("store", ["int8", "bf16"])
+def test_pack_unpack_reproduces_the_stored_decoder_exactly(store):
+    decoder = _decoder()
+    packed = store_(decoder, store)
+    values = unpack(packed)
+    for name, t in _weights(decoder).items():
+        assert torch.equal(values[name], t), name  # the stored bytes alone give the weights
+    if store == "int8":
+        assert {t.dtype for k, t in packed.items() if k.endswith("weight") and t.dim() > 1} \
+            == {torch.int8}
+        # Storing again keeps the same int8 values (scales may move by an ulp at most).
+        again = pack(decoder, store)
+        for name, t in packed.items():
+            if t.dtype == torch.int8:
+                assert torch.equal(again[name], t), name
+                assert torch.allclose(again[name + quantise.SCALE], packed[name + quantise.SCALE],
+                                      rtol=1e-6, atol=0)
+
+
+def test_int8_is_per_output_channel_and_close():
+    decoder = _decoder()
+    before = _weights(decoder)
+    packed = store_(decoder, "int8")
+    # ConvTranspose2d keeps its output channels on dim 1, Linear on dim 0.
+    assert packed["deconvs.0.weight" + quantise.SCALE].shape == (1, 8, 1, 1)
+    assert packed["fc.0.weight" + quantise.SCALE].shape == (32, 1)
+    for name, w in before.items():
+        after = decoder.state_dict()[name]
+        if w.dim() > 1:
+            assert not torch.equal(after, w)  # rounded
+            assert (after - w).abs().max() <= w.abs().max() / 127 / 2 + 1e-7
+        else:
+            assert torch.equal(after, w)  # biases, norm parameters, running stats: fp32
+
+
+def test_fp32_store_is_a_no_op_and_keeps_todays_count():
+    decoder = _decoder("compact")
+    before = _weights(decoder)
+    store_(decoder, "fp32")
+    for name, t in _weights(decoder).items():
+        assert torch.equal(t, before[name])
+    assert stored_bytes(decoder, "fp32") == fp32_bytes(decoder)
+
+
+def test_int8_bytes_are_a_quarter_of_fp32_weights_plus_scales_and_fp32_rest():
+    decoder = _decoder()
+    dims = [p for p in decoder.parameters() if p.dim() > 1]
+    weights = sum(p.numel() for p in dims)
+    rest = sum(p.numel() for p in decoder.parameters() if p.dim() == 1)
+    buffers = sum(b.numel() for b in decoder.buffers() if b.dtype.is_floating_point)
+    scales = sum(p.shape[1] if isinstance(m, nn.ConvTranspose2d) else p.shape[0]
+                 for m in decoder.modules() for n, p in m.named_parameters(recurse=False)
+                 if p.dim() > 1)
+    expected = weights + 4 * (scales + rest + buffers)
+    assert stored_bytes(decoder, "int8") == expected == packed_bytes(pack(decoder, "int8"))
+    assert stored_bytes(decoder, "bf16") == 2 * weights + 4 * (rest + buffers)
+    # The prototype's 512/128 decoder at 28x28 with 138 code bits: 3.31 MB stored.
+    big = build_autoencoder("mlp", SHAPE, 138, width=64, hidden=512, channels=128)[1]
+    assert abs(stored_bytes(big, "int8") / MB - 3.31) < 0.01
+    assert stored_bytes(big, "int8") < 0.27 * fp32_bytes(big)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_mlp_decoder_maps_codes_to_images(shape):
+    encoder, decoder = build_autoencoder("mlp", shape, 24, width=8, hidden=32, channels=16)
+    out = decoder.eval()(torch.randn(5, 24))
+    assert out.shape == (5, *shape) and bool(((out >= 0) & (out <= 1)).all())
+    compact_encoder = build_autoencoder("compact", shape, 24, width=8)[0]
+    assert [p.shape for p in encoder.parameters()] == [p.shape for p in compact_encoder.parameters()]
+
+
+def test_auto_budget_is_binplay_stored_bytes(tiny):
+    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
+               "autoencoder.store=int8", "stream.image_shape=[1,28,28]")
+    stored = stored_bytes(autoencoder_for(cfg, SHAPE)[1], "int8")
+    assert binplay_decoder_bytes(cfg, SHAPE) == stored
+    assert budget_bytes("auto", cfg, SHAPE) == stored
+    fp32 = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16")
+    assert budget_bytes("auto", fp32, SHAPE) == fp32_bytes(autoencoder_for(fp32, SHAPE)[1])
+    assert stored < 0.4 * budget_bytes("auto", fp32, SHAPE)
+
+
+def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monkeypatch):
+    """Train two tasks with an int8 decoder: the frozen copy that regenerates task 1 in
+    task 2 equals unpack() of what was packed at the end of task 1's decoder phase."""
+    packed: list[dict[str, torch.Tensor]] = []
+    frozen: list[dict[str, torch.Tensor]] = []
+    real_store, real_begin = quantise.store_, BinPlayStrategy.begin_task
+
+    def recording_store(module, store):
+        packed.append({k: v.clone() for k, v in real_store(module, store).items()})
+        return packed[-1]
+
+    def recording_begin(self, run, fresh):
+        real_begin(self, run, fresh)
+        if run.t == 1:
+            frozen.append(_weights(self.frozen_decoder))
+
+    monkeypatch.setattr("binplay.strategies.binplay.store_", recording_store)
+    monkeypatch.setattr(BinPlayStrategy, "begin_task", recording_begin)
+    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
+               "autoencoder.store=int8", "autoencoder.decoder_epochs=2", "classifier.epochs=1")
+    state = _run(cfg, tmp_path / "int8")
+    assert len(packed) == 2  # once per task, not again at end_task
+    values = unpack(packed[0])
+    assert frozen and set(frozen[0]) == set(values)
+    for name, t in frozen[0].items():
+        assert torch.equal(t, values[name]), name
+    final = unpack(packed[1])
+    for name, t in state["models"]["decoder"].items():
+        if name in final:
+            assert torch.equal(t, final[name]), name  # the checkpoint holds the stored decoder
+    memory = BinPlayStrategy(cfg).memory({"decoder": autoencoder_for(cfg, SHAPE)[1]}, state, SHAPE)
+    assert memory.kind == "decoder (int8)" and memory.bytes == packed_bytes(packed[1])
+
+
+def test_memory_mb_sizes_the_mlp_decoder_by_its_stored_bytes(tiny):
+    from binplay.compare import width_for_budget
+
+    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
+               "autoencoder.store=int8", "stream.image_shape=[1,28,28]")
+    budget = int(0.2 * MB)
+    width = width_for_budget(cfg, budget)
+
+    def at(w: int) -> int:
+        return binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+            update={"width": w})}), SHAPE)
+
+    assert at(width) <= budget < at(width + 1)
