@@ -290,10 +290,19 @@ class BinPlayConfig(_Strict):
         its math.
         """
         parts = self.model_dump(mode="json", exclude={"ray", "replay", "run", "name"})
-        if parts["classifier"]["max_classes"] is None:  # unset: the fingerprints of older runs stand
-            del parts["classifier"]["max_classes"]
+        # Fields added after runs existed are left out where they compute what runs did before
+        # them (unset, fp32, or shaping a preset not in use): older checkpoints still resume.
+        for (section, key), neutral in NEUTRAL_FIELDS.items():
+            if parts[section][key] == neutral:
+                del parts[section][key]
+        if parts["autoencoder"]["preset"] != "mlp":
+            del parts["autoencoder"]["hidden"], parts["autoencoder"]["channels"]
         blob = json.dumps(parts, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
+                                              ("autoencoder", "store"): "fp32"}
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:
