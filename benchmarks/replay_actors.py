@@ -4,8 +4,8 @@
         --config configs/smoke.yaml --out /tmp/bench/replay_actors
 
 Trains the same stream in-process (``ray.num_workers=0``) once per mode:
-``inline`` at 1 and at 2 torch threads, and ``actors`` (the trainer at 1 thread, each
-actor 1 thread) for each ``--actors`` count. Only tasks after the first rehearse, so the
+``inline`` at 1 and at 2 torch threads, and ``actors`` (each actor 1 thread; the trainer
+at each of ``--trainer-threads``) for each ``--actors`` count. Only tasks after the first rehearse, so the
 figures are the medians over the epochs of those tasks, per phase: seconds per epoch, and
 the share of it the trainer spent waiting for replay (decoding inline; collecting an
 actor's result otherwise). Run it alone: timings shared with other work are worthless.
@@ -47,20 +47,24 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="extra overrides")
     parser.add_argument("--actors", default="1,2", help="actor counts to measure")
     parser.add_argument("--in-flight", type=int, default=2)
+    parser.add_argument("--trainer-threads", default="1,2", help="trainer threads beside actors")
+    parser.add_argument("--skip-inline", action="store_true", help="measure the actor modes only")
     parser.add_argument("--out", default="/tmp/bench/replay_actors")
     args = parser.parse_args()
-    modes = {"inline, 2 threads": ["replay.mode=inline", "run.threads=2"],
-             "inline, 1 thread": ["replay.mode=inline", "run.threads=1"]}
+    modes = {} if args.skip_inline else {
+        "inline, 2 threads": ["replay.mode=inline", "run.threads=2"],
+        "inline, 1 thread": ["replay.mode=inline", "run.threads=1"]}
     for n in map(int, args.actors.split(",")):
-        modes[f"actors x{n} (0.25 CPU), trainer 1 thread"] = [
-            "replay.mode=actors", "run.threads=1", f"replay.actors={n}",
-            f"replay.in_flight={args.in_flight}"]
+        for threads in map(int, args.trainer_threads.split(",")):
+            modes[f"actors x{n} (0.25 CPU), trainer {threads} thread(s)"] = [
+                "replay.mode=actors", f"run.threads={threads}", f"replay.actors={n}",
+                f"replay.in_flight={args.in_flight}"]
     results = {}
     for i, (name, sets) in enumerate(modes.items()):
         results[name] = run(args.config, sets + args.set, Path(args.out) / f"mode{i}")
         print(f"done: {name}", flush=True)
     phases = list(next(iter(results.values())))
-    base = results["inline, 2 threads"]
+    base = results.get("inline, 2 threads", next(iter(results.values())))
     print("\n| mode | " + " | ".join(f"{p}: s/epoch, wait %" for p in phases) + " |")
     print("|---|" + "---|" * len(phases))
     for name, res in results.items():
@@ -68,7 +72,7 @@ def main() -> None:
                  for p in phases]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"\nmedians over {', '.join(f'{p}: {base[p][2]}' for p in phases)} epochs "
-          f"(tasks 2+); ratios against inline at 2 threads")
+          f"(tasks 2+); ratios against the first mode")
 
 
 if __name__ == "__main__":
