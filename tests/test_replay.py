@@ -156,3 +156,4 @@ def test_replay_actors_are_counted_in_what_a_run_books():
         check_fits(more, total_cpus=2)
     # Where replay is decoded does not change the math: a run may resume in the other mode.
     assert actors.fingerprint() == _cfg(*base).fingerprint()
+
