@@ -25,6 +25,7 @@ from binplay.ledger import Ledger, TaskRecord
 from binplay.models.build import build_models
 from binplay.progress import Progress
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
+from binplay.replay.generate import frozen_copy
 from binplay.state import check_resume_workers, check_state, derived_seed, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
 from binplay.train import classifier as clf
@@ -34,14 +35,6 @@ def phase_plan(cfg: BinPlayConfig, strategy: Strategy | None = None) -> list[tup
     """(phase, epoch-in-phase) for every epoch of one task, in order."""
     strategy = strategy or make_strategy(cfg)
     return strategy.phases() + [("classifier", e) for e in range(cfg.classifier.epochs)]
-
-
-def _frozen(module: nn.Module, weights: dict) -> nn.Module:
-    twin = copy.deepcopy(module).eval()
-    twin.load_state_dict(weights)
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin
 
 
 class TaskRun:
@@ -65,7 +58,7 @@ class TaskRun:
             state["snapshots"] = {name: copy.deepcopy(models[name].state_dict())
                                   for name in ("classifier", *snapshot)}
         self.frozen: dict[str, nn.Module] = {} if self.t == 0 else {
-            name: _frozen(models[name], weights) for name, weights in state["snapshots"].items()}
+            name: frozen_copy(models[name], weights) for name, weights in state["snapshots"].items()}
         # Seconds already spent on this task before a resume count towards its time.
         self.started = time.time() - state.get("task_elapsed", 0.0)
 

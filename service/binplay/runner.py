@@ -39,15 +39,21 @@ def prepare_stream(cfg: BinPlayConfig, files: RunFiles, log=print,
     started = time.time()
     manifest = build_stream(cfg, stream_dir or files.local / "stream")
     if files.remote is not None and stream_dir is None:
-        files.publish("stream")
-        local = str((files.local / "stream").resolve())
-        for task in manifest.tasks:
-            task.train = [p.replace(local, files.location("stream")) for p in task.train]
-            task.test = [p.replace(local, files.location("stream")) for p in task.test]
+        publish_stream(files, manifest)
     sizes = ", ".join(f"{t.classes}: {t.size}" for t in manifest.tasks)
     log(f"stream ready in {time.time() - started:.1f}s: {len(manifest.tasks)} tasks ({sizes}), "
         f"indices 1..{manifest.tasks[-1].last_index}")
     return manifest
+
+
+def publish_stream(files: RunFiles, manifest: StreamManifest) -> None:
+    """Copy ``<run>/stream`` up to the run's URI and point the manifest's shards there, so
+    workers on other nodes read them."""
+    files.publish("stream")
+    local = str((files.local / "stream").resolve())
+    for task in manifest.tasks:
+        task.train = [p.replace(local, files.location("stream")) for p in task.train]
+        task.test = [p.replace(local, files.location("stream")) for p in task.test]
 
 
 def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], files: RunFiles,
@@ -77,8 +83,17 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | Path
         torch.set_num_threads(cfg.run.threads)
     manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
     check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
+    state = run_in_process(cfg, manifest, files, after_save=after_save)
+    return finish(cfg, manifest, state, files, time.time() - started)
+
+
+def run_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles,
+                   resume: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
+                   after_save: SaveHook | None = None) -> dict[str, Any]:
+    """``run_stream`` in this process, checkpointed to ``<run>/checkpoint`` (copied up after
+    every save when the run lives at a URI); a checkpoint found there (fetched back first)
+    wins over ``resume``. ``log`` replaces the context's default printer."""
     ckpt = files.local / "checkpoint"
-    resume = None
     if files.fetch("checkpoint") and (ckpt / STATE_FILE).is_file():
         resume = load_state(ckpt, cfg)
         check_resume_workers(resume, 1, files.location("checkpoint"))
@@ -91,13 +106,13 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | Path
             after_save(state, metrics)
 
     device = pick_device(cfg)
-    source = make_source(cfg, device)
+    source = make_source(cfg, device, log=log or print)
+    logged = {"log": log} if log is not None else {}
     try:
-        state = run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume,
-                                                       save=save, replay=source))
+        return run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume,
+                                                      save=save, replay=source, **logged))
     finally:
         source.close()
-    return finish(cfg, manifest, state, files, time.time() - started)
 
 
 def train(cfg: BinPlayConfig) -> str:

@@ -73,7 +73,7 @@ def load_split(cfg: StreamConfig, split: str) -> ImageSet:
     return reader(path, expected_shape=cfg.image_shape)
 
 
-def _select(data: ImageSet, classes: list[int], per_class: int | None,
+def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
             by_class: bool = False) -> np.ndarray:
     """Row numbers of the task's samples, in dataset order, or class after class (each in
     dataset order); stable across runs either way."""
@@ -184,12 +184,6 @@ def _reusable(cfg: BinPlayConfig, directory: Path) -> StreamManifest | None:
     return manifest if all(Path(p).is_file() for p in shards) else None
 
 
-def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
-                by_class: bool = False) -> np.ndarray:
-    """Row numbers of a task's samples, in the order that numbers their indices."""
-    return _select(data, classes, per_class, by_class)
-
-
 def write_task_shards(directory: Path, task_id: int, classes: list[int], first_index: int,
                       train: tuple[ImageSet, np.ndarray] | None,
                       test: tuple[ImageSet, np.ndarray] | None,
@@ -241,7 +235,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
                         f"differ from training images {shape}")
     # Refuse an over-capacity stream before writing any shard.
     by_class = cfg.stream.order == "class"
-    train_rows = [_select(train, c, cfg.train_per_class_read, by_class) for c in cfg.stream.tasks]
+    train_rows = [select_rows(train, c, cfg.train_per_class_read, by_class) for c in cfg.stream.tasks]
     total = sum(len(rows) for rows in train_rows)
     cap = capacity(cfg.codes.bits_per_part)
     if total > cap:
@@ -249,7 +243,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
                             f"{cfg.codes.bits_per_part} gives {cap} codes; raise bits_per_part")
     tasks, next_index = [], 1
     for t, classes in enumerate(cfg.stream.tasks):
-        test_rows = _select(test, classes, cfg.stream.test_per_class)
+        test_rows = select_rows(test, classes, cfg.stream.test_per_class)
         if len(test_rows) == 0:
             raise DataError(f"{test.origin}: task {t} classes {classes} have no test samples")
         shards = write_task_shards(directory, t, classes, next_index, (train, train_rows[t]),

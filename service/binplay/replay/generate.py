@@ -21,7 +21,7 @@ from torch import nn
 from binplay.codes import stream_codes
 from binplay.config import BinPlayConfig, CodesConfig
 from binplay.ledger import Ledger
-from binplay.train.classifier import masked_logits
+from binplay.train.classifier import class_mask, soft_targets
 
 Targets = Literal["none", "soft", "hard", "ledger"]
 
@@ -64,8 +64,12 @@ class ReplayBatch:
         return ReplayBatch(*moved)
 
 
-def _frozen_copy(module: nn.Module) -> nn.Module:
+def frozen_copy(module: nn.Module, weights: dict | None = None) -> nn.Module:
+    """An eval-mode copy of ``module`` (with ``weights`` loaded, if given) that no optimiser
+    step or gradient reaches: the engine's task-start snapshots and every bound job."""
     twin = copy.deepcopy(module).eval()
+    if weights is not None:
+        twin.load_state_dict(weights)
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin
@@ -90,7 +94,7 @@ class ReplayJob:
              targets: Targets = "none", old_classes: tuple[int, ...] = ()) -> ReplayJob:
         """A job over frozen copies, so later training of the live models cannot reach it."""
         return cls(cfg, tuple(image_shape), num_classes, Ledger.from_dict(ledger.to_dict()),
-                   _frozen_copy(decoder), _frozen_copy(classifier) if classifier is not None
+                   frozen_copy(decoder), frozen_copy(classifier) if classifier is not None
                    else None, targets, tuple(old_classes))
 
     def to_payload(self) -> dict[str, Any]:
@@ -134,10 +138,6 @@ def generate(job: ReplayJob, indices: torch.Tensor,
         classes = job.ledger.class_of(indices).to(device)
         targets = F.one_hot(classes, job.num_classes).float()
     elif job.targets in ("soft", "hard") and job.classifier is not None:
-        mask = torch.zeros(job.num_classes, dtype=torch.bool, device=device)
-        mask[list(job.old_classes)] = True
-        probs = F.softmax(masked_logits(job.classifier(images), mask), dim=1)
-        if job.targets == "hard":
-            probs = F.one_hot(probs.argmax(dim=1), job.num_classes).to(probs.dtype)
-        targets = probs
+        mask = class_mask(list(job.old_classes), job.num_classes, device)
+        targets = soft_targets(job.classifier, images, mask, hard=job.targets == "hard")
     return ReplayBatch(indices, codes, images, targets)

@@ -21,22 +21,17 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from binplay.config import BinPlayConfig
-from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest
 from binplay.data.types import ImageSet
-from binplay.engine import run_stream
 from binplay.inference import SavedRun
 from binplay.models.build import check_models_fit
-from binplay.replay import make_source
-from binplay.runner import pick_device
+from binplay.runner import publish_stream, run_in_process
 from binplay.state import (
     STATE_FILE,
     TASK_SCOPED,
     StateError,
-    check_resume_workers,
     fresh_state,
     load_state,
-    save_state,
     state_bytes,
 )
 from binplay.storage import RunFiles, place_run
@@ -139,7 +134,7 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         f"{task.first_index}..{task.last_index}) into {store.uri} as version {version}")
     seed = seed_state(cfg, saved) if saved else None
     if cfg.ray.num_workers == 0:
-        state = _train_in_process(cfg, manifest, files, seed, log)
+        state = run_in_process(cfg, manifest, files, resume=seed, log=log)
     else:
         state = _train_with_ray(cfg, placed, manifest, files, seed, store, staging)
     published = _slim(state, cfg)
@@ -183,28 +178,6 @@ def _claim_staging(store: StateStore, staging: str, record: StagingRecord, disca
     store.write_bytes(f"{staging}/{STAGING_RECORD}", record.model_dump_json().encode())
 
 
-def _train_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles,
-                      seed: dict[str, Any] | None, log: Log) -> dict[str, Any]:
-    ckpt = files.local / "checkpoint"
-    resume = seed
-    if files.fetch("checkpoint") and (ckpt / STATE_FILE).is_file():
-        resume = load_state(ckpt, cfg)  # a learn resumes only under the config it started with
-        check_resume_workers(resume, 1, files.location("checkpoint"))
-
-    def save(state: dict[str, Any] | None, metrics: dict[str, Any]) -> None:
-        if state is not None:
-            save_state(state, ckpt)
-            files.publish("checkpoint")
-
-    device = pick_device(cfg)
-    source = make_source(cfg, device, log=log)  # replay.mode: inline, or Ray actors as in jobs.train
-    try:
-        return run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume, save=save,
-                                                      log=log, replay=source))
-    finally:
-        source.close()
-
-
 def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamManifest,
                     files: RunFiles, seed: dict[str, Any] | None, store: StateStore,
                     staging: str) -> dict[str, Any]:
@@ -220,11 +193,7 @@ def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamM
     ensure_ray(cfg)
     check_fits(cfg)
     if files.remote is not None:  # workers on other nodes read the shards from the state
-        files.publish("stream")
-        local = str((files.local / "stream").resolve())
-        for task in manifest.tasks:
-            task.train = [p.replace(local, files.location("stream")) for p in task.train]
-            task.test = [p.replace(local, files.location("stream")) for p in task.test]
+        publish_stream(files, manifest)
     if seed is not None and newest_checkpoint(placed) is None:
         store.write_bytes(f"{staging}/{SEED_CHECKPOINT}/{STATE_FILE}", state_bytes(seed))
     check_latest_checkpoint(placed)
