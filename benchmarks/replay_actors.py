@@ -14,6 +14,7 @@ actor's result otherwise). Run it alone: timings shared with other work are wort
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -25,11 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"task (\d+)/\d+ \| (\w+)\s*\| epoch .*\|\s+([\d.]+) s \|.*replay wait\s+(\d+)%")
 
 
-def run(config: str, sets: list[str], out: Path) -> dict[str, tuple[float, float, int]]:
+def run(config: str, sets: list[str], out: Path,
+        env: dict[str, str]) -> dict[str, tuple[float, float, int]]:
     """Train once; per phase: (median seconds per epoch, median wait %, epochs)."""
     cmd = [sys.executable, "-m", "jobs.train", "--config", config, "--output", str(out),
            "--set", "ray.num_workers=0", *[a for s in sets for a in ("--set", s)]]
-    log = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    log = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, **env})
     if log.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{log.stdout[-3000:]}{log.stderr[-3000:]}")
     seconds, waits = defaultdict(list), defaultdict(list)
@@ -49,6 +51,8 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--trainer-threads", default="1,2", help="trainer threads beside actors")
     parser.add_argument("--skip-inline", action="store_true", help="measure the actor modes only")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment of every training process (OMP_WAIT_POLICY=PASSIVE)")
     parser.add_argument("--out", default="/tmp/bench/replay_actors")
     args = parser.parse_args()
     modes = {} if args.skip_inline else {
@@ -59,9 +63,10 @@ def main() -> None:
             modes[f"actors x{n} (0.25 CPU), trainer {threads} thread(s)"] = [
                 "replay.mode=actors", f"run.threads={threads}", f"replay.actors={n}",
                 f"replay.in_flight={args.in_flight}"]
+    env = dict(kv.split("=", 1) for kv in args.env)
     results = {}
     for i, (name, sets) in enumerate(modes.items()):
-        results[name] = run(args.config, sets + args.set, Path(args.out) / f"mode{i}")
+        results[name] = run(args.config, sets + args.set, Path(args.out) / f"mode{i}", env)
         print(f"done: {name}", flush=True)
     phases = list(next(iter(results.values())))
     base = results.get("inline, 2 threads", next(iter(results.values())))

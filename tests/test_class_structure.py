@@ -104,6 +104,8 @@ def test_class_structure_needs_a_class_ordered_stream(tiny):
         tiny("stream.order=class", "codes.class_bits=3")
     with pytest.raises(ConfigError, match="ledger_labels needs stream.order: class"):
         tiny("classifier.ledger_labels=true")
+    with pytest.raises(ConfigError, match="replay_min_confidence needs classifier.ledger_labels"):
+        tiny("classifier.replay_min_confidence=0.5")
 
 
 def test_binplay_reads_at_most_samples_per_class_and_baselines_read_all(tiny, tmp_path):

@@ -31,8 +31,8 @@ def _cfg(*extra: str):
                               "autoencoder.width=8", "stream.tasks=[[0,1],[2,3]]", *extra])
 
 
-def _job(targets: str = "none", seed: int = 0) -> ReplayJob:
-    cfg = _cfg()
+def _job(targets: str = "none", seed: int = 0, *extra: str) -> ReplayJob:
+    cfg = _cfg(*extra)
     torch.manual_seed(seed)
     models = build_models(cfg, SHAPE, 4)
     return ReplayJob.bind(cfg, SHAPE, 4, _ledger(), models["decoder"], models["classifier"],
@@ -74,6 +74,22 @@ def test_a_batch_is_recomputed_from_its_indices_alone():
     ledger_targets = generate(_job("ledger"), indices).targets
     assert torch.equal(ledger_targets.argmax(dim=1), classes)
     assert generate(_job("none"), indices).targets is None
+
+
+def test_ledger_labels_drop_regenerations_the_frozen_classifier_doubts():
+    indices = torch.arange(1, 101)
+    job = _job("ledger")
+    plain = generate(job, indices)
+    probs = soft_targets(job.classifier, plain.images, torch.ones(4, dtype=torch.bool))
+    own = probs.gather(1, plain.targets.argmax(dim=1, keepdim=True)).squeeze(1)
+    floor = float(own.median())  # an untrained classifier: about half the rows fall below
+    kept = generate(_job("ledger", 0, "stream.order=class", "classifier.ledger_labels=true",
+                         f"classifier.replay_min_confidence={floor}"), indices)
+    assert torch.equal(kept.images, plain.images)  # the batch keeps its shape and images
+    rows = kept.targets.sum(dim=1)
+    assert torch.equal(rows.bool(), own >= floor)  # exactly the doubted rows are zeroed
+    assert 0 < int(rows.sum()) < len(indices)
+    assert torch.equal(kept.targets[rows.bool()], plain.targets[rows.bool()])
 
 
 def test_a_shipped_job_decodes_bit_identically():

@@ -152,6 +152,11 @@ class ClassifierConfig(_Strict):
     ledger_labels: bool = Field(
         False, description="past samples take the class of the ledger sub-range their index "
         "falls in, instead of the frozen copy's prediction (needs stream.order: class)")
+    replay_min_confidence: float = Field(
+        0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
+        "if the classifier frozen before the task gives its ledger class at least this "
+        "probability (regenerations that lost their class identity teach the wrong boundary); "
+        "0 keeps every sample")
     norm: Literal["batch", "group"] = Field(
         "batch", description="normalisation of the conv layers: batch statistics (learnt on "
         "regenerations, used on real test images) or GroupNorm (per sample, no statistics)")
@@ -263,6 +268,8 @@ class BinPlayConfig(_Strict):
                              f"{self.stream.num_classes} classes one-hot")
         if self.classifier.ledger_labels and self.stream.order != "class":
             raise ValueError("classifier.ledger_labels needs stream.order: class")
+        if self.classifier.replay_min_confidence and not self.classifier.ledger_labels:
+            raise ValueError("classifier.replay_min_confidence needs classifier.ledger_labels: true")
         return self
 
     @property
@@ -302,6 +309,7 @@ class BinPlayConfig(_Strict):
 
 
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
+                                              ("classifier", "replay_min_confidence"): 0.0,
                                               ("autoencoder", "store"): "fp32"}
 
 

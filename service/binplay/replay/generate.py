@@ -137,6 +137,12 @@ def generate(job: ReplayJob, indices: torch.Tensor,
     if job.targets == "ledger":
         classes = job.ledger.class_of(indices).to(device)
         targets = F.one_hot(classes, job.num_classes).float()
+        floor = job.cfg.classifier.replay_min_confidence
+        if floor > 0 and job.classifier is not None and len(indices):
+            # A zero row adds nothing to the loss: the sample is dropped, the shapes stay.
+            mask = class_mask(list(job.old_classes), job.num_classes, device)
+            probs = soft_targets(job.classifier, images, mask)
+            targets *= (probs.gather(1, classes[:, None]) >= floor).float()
     elif job.targets in ("soft", "hard") and job.classifier is not None:
         mask = class_mask(list(job.old_classes), job.num_classes, device)
         targets = soft_targets(job.classifier, images, mask, hard=job.targets == "hard")
