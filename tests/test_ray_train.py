@@ -67,7 +67,7 @@ def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
     assert not (tmp_path / "out" / "report.json").exists()
     code, second = run_job(args, ray_head["env"])
     assert code == 0, second[-3000:]
-    assert "resuming at task 2/2" in second
+    assert "continuing after 1 learnt task(s): task 2/2 is next" in second
     assert "task 1/2 |" not in second  # task 1 was not retrained
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(report["accuracy_matrix"]) == 2

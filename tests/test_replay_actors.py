@@ -92,7 +92,7 @@ def test_actors_run_equals_inline_despite_a_killed_actor_and_a_resume(ray_head, 
     code, first = _train(actors, tmp_path, "resumed", ray_head["env"], kill_the_job)
     assert code != 0
     code, second = _train(actors, tmp_path, "resumed", ray_head["env"])
-    assert code == 0 and "resuming at task 2/2" in second, second[-3000:]
+    assert code == 0 and "resuming task 2/2 at epoch" in second, second[-3000:]
 
     for run in ("actors", "resumed"):
         weights = _final_weights(cfg, tmp_path / run)

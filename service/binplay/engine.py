@@ -124,9 +124,12 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
     progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg, strategy))
     if state["task"] == len(manifest.tasks):
         ctx.info(f"run already complete ({len(ledger.tasks)} tasks): nothing to train")
-    elif state["task"] > 0 or state["cursor"] > 0:
-        ctx.info(f"resuming at task {state['task'] + 1}/{len(manifest.tasks)}, "
-                 f"epoch {state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
+    elif state["cursor"] > 0:
+        ctx.info(f"resuming task {state['task'] + 1}/{len(manifest.tasks)} at epoch "
+                 f"{state['cursor'] + 1} of the task ({len(ledger.tasks)} tasks done)")
+    elif state["task"] > 0:
+        ctx.info(f"continuing after {len(ledger.tasks)} learnt task(s): task "
+                 f"{state['task'] + 1}/{len(manifest.tasks)} is next")
     while state["task"] < len(manifest.tasks):
         run = TaskRun(cfg, ctx, manifest, models, wrapped, state, ledger, strategy.snapshot,
                       source)
