@@ -8,6 +8,9 @@
 #   ray-<ver>-cp<PY>-pruned.tar.xz   the Ray wheel unpacked, minus PRUNE below; unpack it
 #                                    into a site folder (tar -xJf ... -C /tmp/site)
 #   whl/*.whl                        the other packages, one version each, --no-deps
+#   data/MNIST/raw/*.gz              copied from DATA_FROM (default ../shared/data) when
+#                                    there, for BINPLAY_DATA_MIRROR=DEST/data (11.6 MB;
+#                                    DATA_FROM= skips it). cifar10 (57 MB) does not fit.
 # Needs network (pip download) here, never on the device. Env:
 #   PYVER=3.12 (the device's python3; 3.11 builds a copy that imports here, for checks)
 #   RAY_VERSION (default: read from pyproject.toml, the one place Ray is pinned)
@@ -75,7 +78,19 @@ XZ_OPT='-9 -T1' nice -n 19 tar -C "$WORK/tree-$tag" -cJf "$tarball" .
 rm -f "$DEST"/whl/*.whl
 "${DL[@]}" -d "$DEST/whl" "${DEPS[@]}"
 
+DATA_FROM=${DATA_FROM-../shared/data}
+rm -rf "$DEST/data"
+if [ -n "$DATA_FROM" ] && [ -d "$DATA_FROM/MNIST/raw" ]; then
+  mkdir -p "$DEST/data/MNIST" && cp -r "$DATA_FROM/MNIST/raw" "$DEST/data/MNIST/"
+fi
+
 echo "unpacked Ray after pruning: $(du -sb "$WORK/tree-$tag" | cut -f1) bytes"
 echo "tarball: $(stat -c %s "$tarball") bytes  $tarball"
 echo "wheels:  $(cat "$DEST"/whl/*.whl | wc -c) bytes in $(ls "$DEST"/whl/*.whl | wc -l) files"
-echo "total:   $(du -cb "$tarball" "$DEST"/whl/*.whl | tail -1 | cut -f1) bytes (the device's limit: 64 MiB = 67108864 with the repo)"
+[ -d "$DEST/data" ] && echo "data:    $(du -sb "$DEST/data" | cut -f1) bytes  $DEST/data"
+repo=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+carry=$(du -sb "$DEST" | cut -f1)
+echo "repo (tracked): $repo bytes; all: $((repo + carry)) bytes of the 67108864 (64 MiB) a call carries"
+case "$DEST/" in
+  "$PWD"/*) git check-ignore -q "$DEST" || echo "warning: $DEST is not ignored: echo /${DEST#"$PWD"/}/ >> .git/info/exclude" >&2 ;;
+esac
