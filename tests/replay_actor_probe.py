@@ -41,13 +41,16 @@ def equal() -> None:
     """An actor's batches (codes, images, soft targets) equal inline generation."""
     job = _job("soft")
     inline = [_feed(InlineReplay(), job, 6, 2).batch(s) for s in range(6)]
-    pool = _pool()
+    pool = _pool(nice=19)  # niceness changes when the actors run, not what they compute
     try:
         feed = _feed(pool, job, 6, 2)
         remote = [feed.batch(s) for s in range(6)]
+        nice = [int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+                for pid in pool.pids]  # field 19 of stat: the process's nice value
     finally:
         pool.close()
     _same(inline, remote)
+    assert nice == [19, 19], nice
     assert feed.metrics()["replay_samples"] == 6 * 48
 
 

@@ -229,6 +229,9 @@ class ReplayConfig(_Strict):
     max_restarts: int = Field(3, ge=0, description="restarts of a dead actor before the run fails")
     start_timeout_s: float = Field(
         120.0, gt=0, description="seconds the actors may take to start before the job says so")
+    nice: int = Field(
+        0, ge=0, le=19, description="scheduling niceness of the actor processes: 19 lets them "
+        "decode only on cycles the trainer leaves idle, where they share its cores")
 
 
 class RunConfig(_Strict):

@@ -12,6 +12,7 @@ run stop, with one line.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import Any
 
@@ -32,15 +33,15 @@ class ReplayError(ConfigError):
 class ReplayWorker:
     """One actor: indices in, rehearsal batches out, under the job it last loaded."""
 
-    def __init__(self, threads: int, device: str):
+    def __init__(self, threads: int, device: str, nice: int = 0):
         torch.set_num_threads(threads)
+        if nice:
+            os.nice(nice)  # yield the cores to the trainer it shares them with
         self.device = device
         self.key: int | None = None
         self.job: ReplayJob | None = None
 
     def ready(self) -> int:
-        import os
-
         return os.getpid()
 
     def generate(self, key: int, payload: list[Any], indices: torch.Tensor) -> ReplayBatch:
@@ -62,7 +63,8 @@ class ActorReplay:
             # Outside any placement group: a Train worker's or a Tune trial's would capture it.
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
         threads = max(1, int(cfg.cpus_per_actor))
-        self.actors = [remote.remote(threads, "cuda" if gpu else "cpu") for _ in range(cfg.actors)]
+        self.actors = [remote.remote(threads, "cuda" if gpu else "cpu", cfg.nice)
+                       for _ in range(cfg.actors)]
         started = time.time()
         try:
             pids = ray.get([a.ready.remote() for a in self.actors], timeout=cfg.start_timeout_s)
@@ -77,6 +79,7 @@ class ActorReplay:
         self.log(f"replay: {cfg.actors} actor(s) ready in {time.time() - started:.1f}s "
                  f"({cfg.cpus_per_actor:g} CPU, {cfg.gpus_per_actor:g} GPU each; "
                  f"pids {', '.join(map(str, pids))})")
+        self.pids = pids
         self.turn = itertools.cycle(range(len(self.actors)))
         self.key = 0
         self.payload: list[Any] = []
