@@ -50,14 +50,15 @@ def main() -> None:
     parser.add_argument("--actors", default="1,2", help="actor counts to measure")
     parser.add_argument("--in-flight", type=int, default=2)
     parser.add_argument("--trainer-threads", default="1,2", help="trainer threads beside actors")
+    parser.add_argument("--inline-threads", default="2,1", help="torch threads of the inline modes")
     parser.add_argument("--skip-inline", action="store_true", help="measure the actor modes only")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment of every training process (OMP_WAIT_POLICY=PASSIVE)")
     parser.add_argument("--out", default="/tmp/bench/replay_actors")
     args = parser.parse_args()
     modes = {} if args.skip_inline else {
-        "inline, 2 threads": ["replay.mode=inline", "run.threads=2"],
-        "inline, 1 thread": ["replay.mode=inline", "run.threads=1"]}
+        f"inline, {t} thread(s)": ["replay.mode=inline", f"run.threads={t}"]
+        for t in map(int, args.inline_threads.split(","))}
     for n in map(int, args.actors.split(",")):
         for threads in map(int, args.trainer_threads.split(",")):
             modes[f"actors x{n} (0.25 CPU), trainer {threads} thread(s)"] = [
@@ -69,7 +70,7 @@ def main() -> None:
         results[name] = run(args.config, sets + args.set, Path(args.out) / f"mode{i}", env)
         print(f"done: {name}", flush=True)
     phases = list(next(iter(results.values())))
-    base = results.get("inline, 2 threads", next(iter(results.values())))
+    base = next(iter(results.values()))
     print("\n| mode | " + " | ".join(f"{p}: s/epoch, wait %" for p in phases) + " |")
     print("|---|" + "---|" * len(phases))
     for name, res in results.items():

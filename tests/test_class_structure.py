@@ -115,3 +115,42 @@ def test_binplay_reads_at_most_samples_per_class_and_baselines_read_all(tiny, tm
     assert [t.size for t in full.tasks] == [96, 96]
     again = build_stream(tiny("autoencoder.samples_per_class=20"), tmp_path / "binplay")
     assert [t.size for t in again.tasks] == [40, 40]  # another limit: the stream is rebuilt
+
+
+def test_unmemorised_samples_reach_the_classifier_without_an_index(tiny, tmp_path, monkeypatch):
+    """classifier.unmemorised_inputs: the decoder memorises 12 per class, the classifier also
+    reads the task's other samples (real), which take no index, no code, no ledger entry."""
+    from binplay import engine
+    from binplay.ray_train.worker import rank_rows
+
+    cfg = tiny(*CLASSY, "autoencoder.samples_per_class=12", "classifier.unmemorised_inputs=true",
+               "classifier.epochs=1")
+    manifest = build_stream(cfg, tmp_path / "stream")
+    full = build_stream(tiny(*CLASSY, "strategy=er"), tmp_path / "er")
+    for task, every in zip(manifest.tasks, full.tasks):
+        assert task.size == 24 and task.unmemorised == 72
+        index, images, labels = read_shards(task.train)
+        assert int((index > 0).sum()) == 24 and sorted((-index[index < 0]).tolist()) == list(range(1, 73))
+        assert set(labels[index < 0].tolist()) == set(task.classes)
+        _, all_images, all_labels = read_shards(every.train)  # together: the whole task, once
+        key = lambda x: sorted(map(bytes, x.reshape(len(x), -1).numpy()))  # noqa: E731
+        assert key(images) == key(all_images)
+        ranks = torch.stack([rank_rows(index, r, 2) for r in range(2)])  # Ray workers' split
+        assert torch.equal(ranks.sum(0), torch.ones(len(index), dtype=torch.long))
+        assert 0 < int(ranks[0][index < 0].sum()) < 72
+    seen = []
+    original = engine.clf.classifier_epoch
+
+    def spy(model, **kw):
+        seen.append((kw["inputs"], kw["steps"]))
+        return original(model, **kw)
+
+    monkeypatch.setattr(engine.clf, "classifier_epoch", spy)
+    state = _run(cfg, tmp_path / "run")
+    inputs, steps = seen[0]  # task 1: 24 reconstructions, then the 72 real unmemorised images
+    on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
+    assert len(inputs) == 96 and on_grid(inputs[24:]) and not on_grid(inputs[:24])
+    assert steps == -(-96 // cfg.classifier.batch_size)
+    assert [(t["first_index"], t["last_index"]) for t in state["ledger"]["tasks"]] == [(1, 24), (25, 48)]
+    with pytest.raises(ConfigError, match="unmemorised_inputs needs autoencoder.samples_per_class"):
+        tiny("classifier.unmemorised_inputs=true")

@@ -152,6 +152,10 @@ class ClassifierConfig(_Strict):
     ledger_labels: bool = Field(
         False, description="past samples take the class of the ledger sub-range their index "
         "falls in, instead of the frozen copy's prediction (needs stream.order: class)")
+    unmemorised_inputs: bool = Field(
+        False, description="with autoencoder.samples_per_class: also train on the current "
+        "task's samples beyond that limit, as real images. They get no index, the decoder never "
+        "sees them, and nothing of them outlives the task; False = they are not read")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "
@@ -271,6 +275,10 @@ class BinPlayConfig(_Strict):
                              f"{self.stream.num_classes} classes one-hot")
         if self.classifier.ledger_labels and self.stream.order != "class":
             raise ValueError("classifier.ledger_labels needs stream.order: class")
+        if (self.classifier.unmemorised_inputs and self.strategy == "binplay"
+                and self.autoencoder.samples_per_class is None):
+            raise ValueError("classifier.unmemorised_inputs needs autoencoder.samples_per_class "
+                             "(without it every sample is memorised)")
         if self.classifier.replay_min_confidence and not self.classifier.ledger_labels:
             raise ValueError("classifier.replay_min_confidence needs classifier.ledger_labels: true")
         return self
@@ -284,6 +292,13 @@ class BinPlayConfig(_Strict):
             limits.append(self.autoencoder.samples_per_class)
         given = [n for n in limits if n is not None]
         return min(given) if given else None
+
+    @property
+    def reads_unmemorised(self) -> bool:
+        """Whether the stream also holds each task's samples beyond the memorised ones, unindexed
+        (BinPlay's ``classifier.unmemorised_inputs``)."""
+        return (self.strategy == "binplay" and self.classifier.unmemorised_inputs
+                and self.train_per_class_read != self.stream.train_per_class)
 
     @property
     def head_classes(self) -> int:
@@ -313,6 +328,7 @@ class BinPlayConfig(_Strict):
 
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
                                               ("classifier", "replay_min_confidence"): 0.0,
+                                              ("classifier", "unmemorised_inputs"): False,
                                               ("autoencoder", "store"): "fp32"}
 
 

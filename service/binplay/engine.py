@@ -51,8 +51,13 @@ class TaskRun:
         self.shards: TaskShards = manifest.tasks[state["task"]]
         self.t = self.shards.task_id
         index, images, labels = ctx.load_task(self.shards)
-        self.index, self.labels = index, labels.to(ctx.device)
-        self.images = images.to(ctx.device).float() / 255.0
+        # Negative indices: samples the classifier reads beyond the memorised ones
+        # (classifier.unmemorised_inputs); they take no code and no part in the ledger.
+        indexed = index > 0
+        self.index, self.labels = index[indexed], labels[indexed].to(ctx.device)
+        self.images = images[indexed].to(ctx.device).float() / 255.0
+        self.unmemorised = (images[~indexed].to(ctx.device).float() / 255.0,
+                            labels[~indexed].to(ctx.device))
         self.fresh = state.get("snapshots") is None
         if self.fresh:  # task start: the pre-task classifier (and generator), frozen
             state["snapshots"] = {name: copy.deepcopy(models[name].state_dict())

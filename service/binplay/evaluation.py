@@ -41,6 +41,8 @@ class Evaluator:
         """The probed samples of a task, read back from its shards: (images in [0, 1], labels)."""
         if task_id not in self._originals:
             index, images, labels = read_shards(self.manifest.tasks[task_id].train)
+            indexed = index > 0  # not the unmemorised rows (classifier.unmemorised_inputs)
+            index, images, labels = index[indexed], images[indexed], labels[indexed]
             pos = torch.searchsorted(index, torch.tensor(stream_index))
             self._originals[task_id] = images[pos].float() / 255.0, labels[pos]
         return self._originals[task_id]

@@ -41,6 +41,7 @@ class TaskShards:
     test: list[str] = field(default_factory=list)
     # (class, first index, last index) per class when the stream is ordered by class
     class_ranges: list[list[int]] = field(default_factory=list)
+    unmemorised: int = 0  # train rows beyond the indexed ones (negative indices)
 
     @property
     def size(self) -> int:
@@ -84,6 +85,16 @@ def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
         rows.append(found[:per_class] if per_class else found)
     joined = np.concatenate(rows)
     return joined if by_class else np.sort(joined)
+
+
+def unmemorised_rows(data: ImageSet, classes: list[int], cfg: BinPlayConfig,
+                     memorised: np.ndarray) -> np.ndarray | None:
+    """The task's rows beyond the memorised ones, class after class, when the config reads
+    them (``BinPlayConfig.reads_unmemorised``); None otherwise."""
+    if not cfg.reads_unmemorised:
+        return None
+    every = select_rows(data, classes, cfg.stream.train_per_class, by_class=True)
+    return every[~np.isin(every, memorised)]
 
 
 def _class_ranges(labels: np.ndarray, first_index: int) -> list[list[int]]:
@@ -161,7 +172,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _stamp(cfg: BinPlayConfig, manifest_text: str) -> str:
     head = {"head_classes": cfg.head_classes} if cfg.classifier.max_classes else {}
-    return json.dumps({"stream": cfg.stream.model_dump(mode="json"), **head,
+    extra = {"unmemorised": True} if cfg.reads_unmemorised else {}
+    return json.dumps({"stream": cfg.stream.model_dump(mode="json"), **head, **extra,
                        "train_per_class_read": cfg.train_per_class_read,
                        "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()})
 
@@ -187,13 +199,18 @@ def _reusable(cfg: BinPlayConfig, directory: Path) -> StreamManifest | None:
 def write_task_shards(directory: Path, task_id: int, classes: list[int], first_index: int,
                       train: tuple[ImageSet, np.ndarray] | None,
                       test: tuple[ImageSet, np.ndarray] | None,
-                      cfg: StreamConfig) -> TaskShards:
+                      cfg: StreamConfig, unmemorised: np.ndarray | None = None) -> TaskShards:
     """Write one task's shards (indices first_index.. in ``train``'s row order); jobs.train
     writes each task of its stream and jobs.learn its one new task through this, so both
     number and order the samples alike. A learn passes no ``train`` for the tasks learnt
-    before (their data is gone) and may pass no or an empty ``test``."""
+    before (their data is gone) and may pass no or an empty ``test``. ``unmemorised`` rows
+    (of ``train``'s data) go to further train shards with negative, non-stream indices
+    -1, -2, ...: the classifier reads them, nothing indexes them."""
     shards = TaskShards(task_id, list(classes), first_index, first_index - 1)
-    for split, part in (("train", train), ("test", test)):
+    parts = [("train", train), ("test", test)]
+    if train is not None and unmemorised is not None and len(unmemorised):
+        parts.append(("train-unmemorised", (train[0], unmemorised)))
+    for split, part in parts:
         if part is None or (split == "test" and len(part[1]) == 0):
             continue
         data, rows = part
@@ -204,14 +221,17 @@ def write_task_shards(directory: Path, task_id: int, classes: list[int], first_i
             shards.last_index = first_index + len(rows) - 1
             if cfg.order == "class":
                 shards.class_ranges = _class_ranges(data.labels[rows].numpy(), first_index)
-        else:
+        elif split == "test":
             index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index
+        else:
+            index = -np.arange(1, len(rows) + 1, dtype=np.int64)
+            shards.unmemorised = len(rows)
         for s, start in enumerate(range(0, len(rows), cfg.shard_rows)):
             block = rows[start:start + cfg.shard_rows]
             path = directory / f"task_{task_id:02d}" / f"{split}-{s:04d}.parquet"
             write_shard(path, index[start:start + cfg.shard_rows], data.labels[block].numpy(),
                         data.images[block])
-            getattr(shards, split).append(str(path))
+            getattr(shards, split.split("-")[0]).append(str(path))
     return shards
 
 
@@ -247,7 +267,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         if len(test_rows) == 0:
             raise DataError(f"{test.origin}: task {t} classes {classes} have no test samples")
         shards = write_task_shards(directory, t, classes, next_index, (train, train_rows[t]),
-                                   (test, test_rows), cfg.stream)
+                                   (test, test_rows), cfg.stream,
+                                   unmemorised_rows(train, classes, cfg, train_rows[t]))
         tasks.append(shards)
         next_index = shards.last_index + 1
     manifest = StreamManifest(shape, cfg.head_classes, tasks)  # type: ignore[arg-type]

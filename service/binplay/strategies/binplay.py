@@ -149,17 +149,21 @@ class BinPlayStrategy(Strategy):
         """Current images as the decoder reproduces them from their codes (Table 1), or real,
         or both."""
         c = self.cfg.classifier
-        if not c.ae_processed_inputs:
-            return run.images, run.labels, run.shards.size
-        decoder = run.models["decoder"]
-        decoder.eval()
-        out = torch.cat([decoder(self.task.codes[self.mapping[s:s + 1024]])
-                         for s in range(0, len(self.mapping), 1024)])
-        decoder.train()
-        if c.mix_real_inputs:
-            return (torch.cat([out, run.images]), torch.cat([run.labels, run.labels]),
-                    2 * run.shards.size)
-        return out, run.labels, run.shards.size
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if c.ae_processed_inputs:
+            decoder = run.models["decoder"]
+            decoder.eval()
+            out = torch.cat([decoder(self.task.codes[self.mapping[s:s + 1024]])
+                             for s in range(0, len(self.mapping), 1024)])
+            decoder.train()
+            parts.append((out, run.labels))
+        if not c.ae_processed_inputs or c.mix_real_inputs:
+            parts.append((run.images, run.labels))
+        # Global rows (every rank takes the same steps); the unmemorised part is empty unless
+        # classifier.unmemorised_inputs.
+        rows = len(parts) * run.shards.size + run.shards.unmemorised
+        parts.append(run.unmemorised)
+        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """Regenerations by the decoder just trained (frozen for this phase), labelled by the

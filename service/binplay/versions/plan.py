@@ -17,7 +17,7 @@ import numpy as np
 
 from binplay.codes import CapacityError, capacity, task_prefix
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict, load_config
-from binplay.data.stream import StreamManifest, select_rows, write_task_shards
+from binplay.data.stream import StreamManifest, select_rows, unmemorised_rows, write_task_shards
 from binplay.data.types import DataError, ImageSet
 from binplay.state import fresh_state
 from binplay.versions.inputs import classes_of
@@ -109,5 +109,5 @@ def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet,
         tasks.append(past)
     test_part = None if test is None else (test, select_rows(test, classes, cfg.stream.test_per_class))
     tasks.append(write_task_shards(directory, t, classes, ledger.total + 1, (data, rows),
-                                   test_part, cfg.stream))
+                                   test_part, cfg.stream, unmemorised_rows(data, classes, cfg, rows)))
     return StreamManifest(shape, cfg.head_classes, tasks)
