@@ -10,10 +10,9 @@ import time
 
 
 def train_loop(config):
-    import torch
-
     import ray.train
     import ray.train.torch
+    import torch
 
     model = ray.train.torch.prepare_model(torch.nn.Linear(8, 1))
     device = ray.train.torch.get_device()
