@@ -173,3 +173,14 @@ def test_replay_actors_are_counted_in_what_a_run_books():
     # Where replay is decoded does not change the math: a run may resume in the other mode.
     assert actors.fingerprint() == _cfg(*base).fingerprint()
 
+
+
+def test_the_drivers_omp_wait_policy_reaches_every_worker(monkeypatch):
+    """Actors sharing a trainer's cores need its OpenMP threads to sleep, not spin, while it
+    waits: a driver's OMP_WAIT_POLICY goes into the job's worker environment."""
+    from binplay.ray_train.cluster import worker_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert "OMP_WAIT_POLICY" not in worker_env()
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert worker_env()["OMP_WAIT_POLICY"] == "PASSIVE"

@@ -21,12 +21,18 @@ READ_TASK_CPUS = 0.1  # what each Ray Data read task asks for
 DATA_CPU_HEADROOM = 1.0
 
 
+# Passed on to every worker when the driver has it: OMP_WAIT_POLICY=PASSIVE stops a trainer's
+# idle OpenMP threads spinning on cores its replay actors share (docs/BENCHMARKS.md).
+PASSED_ON_ENV = ("OMP_WAIT_POLICY",)
+
+
 def worker_env() -> dict[str, str]:
     return {
         WORKER_START_TIMEOUT_ENV: os.environ.get(WORKER_START_TIMEOUT_ENV,
                                                  DEFAULT_WORKER_START_TIMEOUT_S),
         # Ray Data's progress bars become hundreds of blank lines in job logs.
         "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+        **{key: os.environ[key] for key in PASSED_ON_ENV if key in os.environ},
     }
 
 
