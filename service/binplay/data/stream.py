@@ -170,11 +170,16 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def stream_identity(cfg: BinPlayConfig) -> dict:
+    """What decides a stream's shards: the stream section and what the strategy reads of it."""
+    extra = {"unmemorised": True} if cfg.reads_unmemorised else {}
+    return {"stream": cfg.stream.model_dump(mode="json"), **extra,
+            "train_per_class_read": cfg.train_per_class_read}
+
+
 def _stamp(cfg: BinPlayConfig, manifest_text: str) -> str:
     head = {"head_classes": cfg.head_classes} if cfg.classifier.max_classes else {}
-    extra = {"unmemorised": True} if cfg.reads_unmemorised else {}
-    return json.dumps({"stream": cfg.stream.model_dump(mode="json"), **head, **extra,
-                       "train_per_class_read": cfg.train_per_class_read,
+    return json.dumps({**stream_identity(cfg), **head,
                        "manifest_sha256": hashlib.sha256(manifest_text.encode()).hexdigest()})
 
 

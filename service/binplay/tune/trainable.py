@@ -27,9 +27,9 @@ def trial_run_name(trial_id: str) -> str:
 
 def stream_key(cfg: BinPlayConfig) -> str:
     """What defines the stream's shards (as ``build_stream``'s stamp), not the trial."""
-    blob = json.dumps({"stream": cfg.stream.model_dump(mode="json"),
-                       "train_per_class_read": cfg.train_per_class_read,
-                       **({"unmemorised": True} if cfg.reads_unmemorised else {})}, sort_keys=True)
+    from binplay.data.stream import stream_identity
+
+    blob = json.dumps(stream_identity(cfg), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
