@@ -76,6 +76,22 @@ def tiny(synthetic_data, tmp_path):
     return make
 
 
+@pytest.fixture
+def classifier_calls(monkeypatch) -> list[dict]:
+    """The keyword arguments of every classifier epoch the engine runs (inputs, steps, ...)."""
+    from binplay import engine
+
+    calls: list[dict] = []
+    original = engine.clf.classifier_epoch
+
+    def spy(model, **kw):
+        calls.append(kw)
+        return original(model, **kw)
+
+    monkeypatch.setattr(engine.clf, "classifier_epoch", spy)
+    return calls
+
+
 def require(path: Path, what: str) -> None:
     if not path.exists():
         pytest.skip(f"{what} not available at {path}")

@@ -117,10 +117,9 @@ def test_binplay_reads_at_most_samples_per_class_and_baselines_read_all(tiny, tm
     assert [t.size for t in again.tasks] == [40, 40]  # another limit: the stream is rebuilt
 
 
-def test_unmemorised_samples_reach_the_classifier_without_an_index(tiny, tmp_path, monkeypatch):
+def test_unmemorised_samples_reach_the_classifier_without_an_index(tiny, tmp_path, classifier_calls):
     """classifier.unmemorised_inputs: the decoder memorises 12 per class, the classifier also
     reads the task's other samples (real), which take no index, no code, no ledger entry."""
-    from binplay import engine
     from binplay.ray_train.worker import rank_rows
 
     cfg = tiny(*CLASSY, "autoencoder.samples_per_class=12", "classifier.unmemorised_inputs=true",
@@ -138,16 +137,9 @@ def test_unmemorised_samples_reach_the_classifier_without_an_index(tiny, tmp_pat
         ranks = torch.stack([rank_rows(index, r, 2) for r in range(2)])  # Ray workers' split
         assert torch.equal(ranks.sum(0), torch.ones(len(index), dtype=torch.long))
         assert 0 < int(ranks[0][index < 0].sum()) < 72
-    seen = []
-    original = engine.clf.classifier_epoch
-
-    def spy(model, **kw):
-        seen.append((kw["inputs"], kw["steps"]))
-        return original(model, **kw)
-
-    monkeypatch.setattr(engine.clf, "classifier_epoch", spy)
     state = _run(cfg, tmp_path / "run")
-    inputs, steps = seen[0]  # task 1: 24 reconstructions, then the 72 real unmemorised images
+    # Task 1: 24 reconstructions, then the 72 real unmemorised images.
+    inputs, steps = classifier_calls[0]["inputs"], classifier_calls[0]["steps"]
     on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
     assert len(inputs) == 96 and on_grid(inputs[24:]) and not on_grid(inputs[:24])
     assert steps == -(-96 // cfg.classifier.batch_size)

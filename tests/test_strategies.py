@@ -123,21 +123,11 @@ def test_compare_reads_finished_runs_and_plots_memory_sizes(tiny, tmp_path, caps
 
 
 def test_mix_real_inputs_gives_the_classifier_reconstructions_and_real_images(tiny, tmp_path,
-                                                                              monkeypatch):
+                                                                              classifier_calls):
     """The split-MNIST preset's switch: each current image twice, decoded and real."""
-    from binplay import engine
-
-    seen = []
-    original = engine.clf.classifier_epoch
-
-    def spy(model, **kw):
-        seen.append((kw["inputs"], kw["labels"]))
-        return original(model, **kw)
-
-    monkeypatch.setattr(engine.clf, "classifier_epoch", spy)
     cfg = tiny("classifier.mix_real_inputs=true", "classifier.epochs=1")
     _run(cfg, tmp_path)
-    inputs, labels = seen[0]  # task 1
+    inputs, labels = classifier_calls[0]["inputs"], classifier_calls[0]["labels"]  # task 1
     assert len(inputs) == 2 * 96 and torch.equal(labels[:96], labels[96:])
     on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
     assert on_grid(inputs[96:]) and not on_grid(inputs[:96])  # real pixels vs decoded ones
