@@ -34,12 +34,15 @@ def synthetic_images(n_per_class: int, classes: list[int], seed: int, size: int 
     return np.stack(images), np.array(labels, dtype=np.int64)
 
 
+def png_bytes(array: np.ndarray) -> bytes:
+    """One image (H, W) or (H, W, 3) uint8, PNG-encoded."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def write_parquet(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
-    blobs = []
-    for img in images:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        blobs.append({"bytes": buf.getvalue(), "path": None})
+    blobs = [{"bytes": png_bytes(img), "path": None} for img in images]
     pq.write_table(pa.table({"img": blobs, "label": labels}), path)
     return path
 

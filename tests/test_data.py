@@ -13,7 +13,7 @@ from binplay.config import load_config
 from binplay.data.sources import DEBIAN_FMNIST, DataError, load_builtin
 from binplay.data.stream import build_stream, read_shards, write_shard
 from binplay.data.user import read_image_folder, read_image_parquet
-from conftest import MIRROR, require, synthetic_images, write_parquet
+from conftest import MIRROR, png_bytes, require, synthetic_images, write_parquet
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,7 @@ def test_image_folder(tmp_path):
 
 def test_hub_schema_plain_image_column(tmp_path):
     images, labels = synthetic_images(2, [1], seed=0)
-    import io
-
-    from PIL import Image
-    blobs = []
-    for img in images:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        blobs.append(buf.getvalue())
+    blobs = [png_bytes(img) for img in images]
     path = tmp_path / "plain.parquet"
     pq.write_table(pa.table({"image": blobs, "label": labels}), path)
     data = read_image_parquet(path)

@@ -3,7 +3,6 @@ on the driver and leaves the state as it was."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -12,24 +11,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
-from conftest import synthetic_images, write_parquet
+from conftest import png_bytes, synthetic_images, write_parquet
 from learntools import digest, learn_config, task_files
-
-
-def _png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _bad_files(root: Path, files: dict[str, Path]) -> dict[str, Path]:
     """One file per kind of bad input (all of them otherwise well-formed)."""
     x, y = synthetic_images(4, [0, 1], seed=5)
     big, big_y = synthetic_images(4, [0, 1], seed=5, size=32)
-    rgb = [_png(np.repeat(img[:, :, None], 3, axis=2)) for img in x]
-    pngs = [_png(img) for img in x]
+    rgb = [png_bytes(np.repeat(img[:, :, None], 3, axis=2)) for img in x]
+    pngs = [png_bytes(img) for img in x]
     empty = root / "empty.parquet"
     empty.write_bytes(b"")
     corrupt = root / "corrupt.parquet"

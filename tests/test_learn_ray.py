@@ -3,7 +3,6 @@ jobs.predict's worker-side checks through Ray Data, on the session's Ray head.""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -11,10 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
 
 from binplay.state import load_state
-from conftest import synthetic_images
+from conftest import png_bytes, synthetic_images
 from learntools import job_env, learn_config, run_module, task_files
 
 FAST = ("autoencoder.decoder_epochs=3", "classifier.epochs=2", "ray.cpus_per_worker=0.5")
@@ -65,11 +63,7 @@ def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, t
                        "--config", str(config)])
     assert done.returncode == 0, done.stderr
     x, _ = synthetic_images(6, [0], seed=4)
-    blobs = []
-    for img in x:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="PNG")
-        blobs.append(buf.getvalue())
+    blobs = [png_bytes(img) for img in x]
     blobs[4] = b"\x89PNG not really"  # row 0 is fine: only a Ray Data task sees this one
     pq.write_table(pa.table({"image": blobs, "id": np.arange(6)}), tmp_path / "x.parquet")
     env = job_env(**{k: v for k, v in ray_head["env"].items() if k.startswith("RAY_")})
