@@ -68,7 +68,8 @@ def main() -> None:
     results = {}
     for i, (name, sets) in enumerate(modes.items()):
         results[name] = run(args.config, sets + args.set, Path(args.out) / f"mode{i}", env)
-        print(f"done: {name}", flush=True)
+        figures = ", ".join(f"{p} {s:.2f} s {w:.0f}%" for p, (s, w, _) in results[name].items())
+        print(f"done: {name}: {figures}", flush=True)  # kept if a time limit cuts the table
     phases = list(next(iter(results.values())))
     base = next(iter(results.values()))
     print("\n| mode | " + " | ".join(f"{p}: s/epoch, wait %" for p in phases) + " |")

@@ -174,6 +174,24 @@ def test_replay_actors_are_counted_in_what_a_run_books():
     assert actors.fingerprint() == _cfg(*base).fingerprint()
 
 
+def test_gpu_workers_and_gpu_actors_must_fit_the_gpus_together():
+    """A whole-GPU worker leaves no room for GPU actors on a 1-GPU machine; Ray would
+    wait on them forever, so the run is refused first, with a fraction as the way out."""
+    from binplay.config import ConfigError
+    from binplay.ray_train.cluster import check_fits, replay_gpus
+
+    gpu_actors = ["ray.num_workers=1", "ray.cpus_per_worker=1", "ray.use_gpu=true",
+                  "replay.mode=actors", "replay.actors=2", "replay.gpus_per_actor=0.25"]
+    assert replay_gpus(_cfg(*gpu_actors)) == 0.5
+    with pytest.raises(ConfigError, match=r"1 workers x 1 GPU \+ 0.5 for replay actors exceed the 1 GPUs"):
+        check_fits(_cfg(*gpu_actors), total_cpus=8, total_gpus=1)
+    check_fits(_cfg(*gpu_actors, "ray.gpus_per_worker=0.5"), total_cpus=8, total_gpus=1)
+    with pytest.raises(ConfigError, match="exceed the 0 GPUs"):  # no GPU: actors never start
+        check_fits(_cfg("replay.mode=actors", "replay.gpus_per_actor=0.5"), total_cpus=8,
+                   total_gpus=0)
+    check_fits(_cfg(*gpu_actors[:3]), total_cpus=8, total_gpus=1)  # inline replay
+
+
 
 def test_the_drivers_omp_wait_policy_reaches_every_worker(monkeypatch):
     """Actors sharing a trainer's cores need its OpenMP threads to sleep, not spin, while it

@@ -212,6 +212,9 @@ class RayConfig(_Strict):
     num_workers: int = Field(1, ge=0, description="0 runs in-process without Ray")
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(
+        1.0, gt=0, description="GPUs each worker books with use_gpu; a fraction leaves room "
+        "on the same GPU for replay actors (replay.gpus_per_actor)")
     max_failures: int = Field(2, ge=0)
     checkpoint_every_epochs: int = Field(5, ge=1)
     address: str | None = Field(None, description="cluster to join; default RAY_ADDRESS or local")

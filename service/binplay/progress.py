@@ -38,6 +38,6 @@ class Progress:
         wait = "" if replay_wait is None else f" | replay wait {100 * replay_wait / max(seconds, 1e-9):3.0f}%"
         self.ctx.info(
             f"task {task + 1}/{self.num_tasks} | {phase:<10} | epoch {epoch + 1:>3}/{total:<3} | "
-            f"loss {loss:.4f} | {seconds:6.1f} s | {rate:8.0f} samples/s{wait} | "
+            f"loss {loss:.4f} | {seconds:7.2f} s | {rate:8.0f} samples/s{wait} | "
             f"ETA {_clock(self._eta(task, phase, epoch))}"
         )

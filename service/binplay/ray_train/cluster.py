@@ -89,6 +89,13 @@ def replay_cpus(cfg: BinPlayConfig) -> float:
     return max(1, cfg.ray.num_workers) * cfg.replay.actors * cfg.replay.cpus_per_actor
 
 
+def replay_gpus(cfg: BinPlayConfig) -> float:
+    """GPUs the replay actors of one run book (``replay.gpus_per_actor`` each)."""
+    if cfg.replay.mode != "actors" or cfg.strategy != "binplay":
+        return 0.0
+    return max(1, cfg.ray.num_workers) * cfg.replay.actors * cfg.replay.gpus_per_actor
+
+
 def run_cpus(cfg: BinPlayConfig, driver_cpus: float = 0.0) -> float:
     """CPUs one run books: its driver (a Tune trial's own share), its Train workers and
     their replay actors; an in-process run (num_workers 0) is its driver and actors."""
@@ -96,21 +103,19 @@ def run_cpus(cfg: BinPlayConfig, driver_cpus: float = 0.0) -> float:
 
 
 def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0,
-               total_cpus: float | None = None) -> None:
+               total_cpus: float | None = None, total_gpus: float | None = None) -> None:
     """Refuse runs that can never all be placed at once, instead of waiting on them.
 
     ``concurrent`` runs of ``cfg`` share the cluster (a search's trials), each also
     booking ``driver_cpus``; ``total_cpus`` defaults to the connected Ray's. A cluster
     named by ``ray.address`` or RAY_ADDRESS may autoscale, so only an embedded Ray
-    is judged."""
+    is judged. ``total_gpus`` is judged where given or read from Ray."""
     if total_cpus is None:
         import ray
 
         total = ray.cluster_resources()
         total_cpus = total.get("CPU", 0)
-        gpus = total.get("GPU", 0)
-    else:
-        gpus = None
+        total_gpus = total.get("GPU", 0)
     if cluster_address(cfg):
         return
     # Ray Data's read tasks need a sliver beside the workers, else they wait forever.
@@ -126,5 +131,14 @@ def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0
             f"ray.cpus_per_worker: {runs}{extra} exceed the {total_cpus:g} CPUs of the local Ray; "
             f"lower ray.cpus_per_worker, ray.num_workers, replay.cpus_per_actor or the "
             f"concurrent trials")
-    if cfg.ray.use_gpu and gpus is not None and gpus < concurrent * cfg.ray.num_workers:
-        raise ConfigError("ray.use_gpu: true but this Ray cluster has too few GPUs")
+    worker_gpus = cfg.ray.num_workers * cfg.ray.gpus_per_worker if cfg.ray.use_gpu else 0.0
+    if total_gpus is not None and concurrent * (worker_gpus + replay_gpus(cfg)) > total_gpus + 1e-9:
+        parts = ([f"{cfg.ray.num_workers} workers x {cfg.ray.gpus_per_worker:g} GPU"]
+                 if worker_gpus else []) + (
+                [f"{replay_gpus(cfg):g} for replay actors"] if replay_gpus(cfg) else [])
+        runs = " + ".join(parts)
+        runs = f"{concurrent} concurrent runs x ({runs})" if concurrent > 1 else runs
+        raise ConfigError(
+            f"ray.gpus_per_worker: {runs} exceed the {total_gpus:g} GPUs of the local Ray; "
+            f"lower ray.gpus_per_worker (a fraction shares a GPU), replay.gpus_per_actor or "
+            f"the concurrent trials")

@@ -83,7 +83,8 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": manifest.to_json()},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
-            resources_per_worker={"CPU": cfg.ray.cpus_per_worker}),
+            resources_per_worker={"CPU": cfg.ray.cpus_per_worker}
+            | ({"GPU": cfg.ray.gpus_per_worker} if cfg.ray.use_gpu else {})),
         run_config=ray.train.RunConfig(
             name=cfg.name, storage_path=storage_uri(cfg),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),

@@ -33,16 +33,18 @@ class ReplayError(ConfigError):
 class ReplayWorker:
     """One actor: indices in, rehearsal batches out, under the job it last loaded."""
 
-    def __init__(self, threads: int, device: str, nice: int = 0):
+    def __init__(self, threads: int, gpu: bool, nice: int = 0):
         torch.set_num_threads(threads)
         if nice:
             os.nice(nice)  # yield the cores to the trainer it shares them with
-        self.device = device
+        # Judged here, not by the trainer: Ray shows an actor the GPU it booked, and hides
+        # every GPU from a CPU-only Train worker on the same node.
+        self.device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
         self.key: int | None = None
         self.job: ReplayJob | None = None
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> tuple[int, str]:
+        return os.getpid(), self.device
 
     def generate(self, key: int, payload: list[Any], indices: torch.Tensor) -> ReplayBatch:
         if key != self.key:  # a new phase, or this actor was restarted since
@@ -56,18 +58,17 @@ class ActorReplay:
 
     def __init__(self, cfg: ReplayConfig, log=print):
         self.cfg, self.log = cfg, log
-        gpu = cfg.gpus_per_actor > 0 and torch.cuda.is_available()
         remote = ray.remote(ReplayWorker).options(
             num_cpus=cfg.cpus_per_actor, num_gpus=cfg.gpus_per_actor,
             max_restarts=cfg.max_restarts, max_task_retries=cfg.max_restarts,
             # Outside any placement group: a Train worker's or a Tune trial's would capture it.
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
         threads = max(1, int(cfg.cpus_per_actor))
-        self.actors = [remote.remote(threads, "cuda" if gpu else "cpu", cfg.nice)
+        self.actors = [remote.remote(threads, cfg.gpus_per_actor > 0, cfg.nice)
                        for _ in range(cfg.actors)]
         started = time.time()
         try:
-            pids = ray.get([a.ready.remote() for a in self.actors], timeout=cfg.start_timeout_s)
+            ready = ray.get([a.ready.remote() for a in self.actors], timeout=cfg.start_timeout_s)
         except GetTimeoutError:
             self.close()
             free = ray.available_resources().get("CPU", 0.0)
@@ -76,10 +77,11 @@ class ActorReplay:
                 f"{cfg.gpus_per_actor:g} GPU did not start within {cfg.start_timeout_s:g} s "
                 f"({free:g} CPU free): lower replay.actors or replay.cpus_per_actor, or use "
                 f"replay.mode=inline") from None
+        self.pids = [pid for pid, _ in ready]
+        devices = sorted({device for _, device in ready})
         self.log(f"replay: {cfg.actors} actor(s) ready in {time.time() - started:.1f}s "
-                 f"({cfg.cpus_per_actor:g} CPU, {cfg.gpus_per_actor:g} GPU each; "
-                 f"pids {', '.join(map(str, pids))})")
-        self.pids = pids
+                 f"({cfg.cpus_per_actor:g} CPU, {cfg.gpus_per_actor:g} GPU each; decoding on "
+                 f"{'/'.join(devices)}; pids {', '.join(map(str, self.pids))})")
         self.turn = itertools.cycle(range(len(self.actors)))
         self.key = 0
         self.payload: list[Any] = []
