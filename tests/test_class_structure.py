@@ -146,3 +146,24 @@ def test_unmemorised_samples_reach_the_classifier_without_an_index(tiny, tmp_pat
     assert [(t["first_index"], t["last_index"]) for t in state["ledger"]["tasks"]] == [(1, 24), (25, 48)]
     with pytest.raises(ConfigError, match="unmemorised_inputs needs autoencoder.samples_per_class"):
         tiny("classifier.unmemorised_inputs=true")
+
+
+def test_reconstructed_share_repeats_reconstructions_beside_the_real_images(tiny, tmp_path,
+                                                                             classifier_calls):
+    """classifier.reconstructed_share: 24 reconstructions beside 96 real images (24 memorised
+    + 72 unmemorised) are repeated 4 times, so they are half of the current inputs."""
+    from binplay.train.classifier import reconstruction_copies
+
+    assert reconstruction_copies(None, 24, 96) == 1 and reconstruction_copies(0.5, 24, 96) == 4
+    assert reconstruction_copies(0.2, 24, 24) == 1  # never fewer than one copy
+    cfg = tiny(*CLASSY, "autoencoder.samples_per_class=12", "classifier.unmemorised_inputs=true",
+               "classifier.mix_real_inputs=true", "classifier.reconstructed_share=0.5",
+               "classifier.epochs=1")
+    _run(cfg, tmp_path / "run")
+    inputs, steps = classifier_calls[0]["inputs"], classifier_calls[0]["steps"]
+    on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
+    assert len(inputs) == 4 * 24 + 24 + 72 and on_grid(inputs[96:]) and not on_grid(inputs[:24])
+    assert all(torch.equal(inputs[:24], inputs[24 * k:24 * (k + 1)]) for k in range(1, 4))
+    assert steps == -(-192 // cfg.classifier.batch_size)
+    with pytest.raises(ConfigError, match="reconstructed_share needs classifier.mix_real_inputs"):
+        tiny("classifier.reconstructed_share=0.5")

@@ -156,6 +156,11 @@ class ClassifierConfig(_Strict):
         False, description="with autoencoder.samples_per_class: also train on the current "
         "task's samples beyond that limit, as real images. They get no index, the decoder never "
         "sees them, and nothing of them outlives the task; False = they are not read")
+    reconstructed_share: float | None = Field(
+        None, gt=0, lt=1, description="with mix_real_inputs: repeat the current reconstructions "
+        "(whole copies) until they are about this share of the current inputs, so real images "
+        "(the memorised and, with unmemorised_inputs, the rest) do not outnumber them and "
+        "sharpness stops telling new classes from regenerated old ones; None = each once")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "
@@ -284,6 +289,10 @@ class BinPlayConfig(_Strict):
                              "(without it every sample is memorised)")
         if self.classifier.replay_min_confidence and not self.classifier.ledger_labels:
             raise ValueError("classifier.replay_min_confidence needs classifier.ledger_labels: true")
+        c = self.classifier
+        if c.reconstructed_share is not None and not (c.mix_real_inputs and c.ae_processed_inputs):
+            raise ValueError("classifier.reconstructed_share needs classifier.mix_real_inputs: true "
+                             "(reconstructions and real images side by side)")
         return self
 
     @property
@@ -332,6 +341,7 @@ class BinPlayConfig(_Strict):
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
                                               ("classifier", "replay_min_confidence"): 0.0,
                                               ("classifier", "unmemorised_inputs"): False,
+                                              ("classifier", "reconstructed_share"): None,
                                               ("autoencoder", "store"): "fp32"}
 
 

@@ -24,6 +24,7 @@ from binplay.replay.generate import Targets
 from binplay.state import StateError, derived_seed
 from binplay.strategies.base import Memory, PastBatch, Strategy
 from binplay.train import autoencoder as ae
+from binplay.train.classifier import reconstruction_copies
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
@@ -156,7 +157,9 @@ class BinPlayStrategy(Strategy):
             out = torch.cat([decoder(self.task.codes[self.mapping[s:s + 1024]])
                              for s in range(0, len(self.mapping), 1024)])
             decoder.train()
-            parts.append((out, run.labels))
+            copies = reconstruction_copies(c.reconstructed_share, run.shards.size,
+                                           run.shards.size + run.shards.unmemorised)
+            parts += [(out, run.labels)] * copies
         if not c.ae_processed_inputs or c.mix_real_inputs:
             parts.append((run.images, run.labels))
         # Global rows (every rank takes the same steps); the unmemorised part is empty unless

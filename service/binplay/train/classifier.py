@@ -60,6 +60,17 @@ def past_per_batch(cfg: ClassifierConfig, task_index: int) -> int:
     return round(cfg.batch_size * share / (1 - share))
 
 
+def reconstruction_copies(share: float | None, reconstructed: int, real: int) -> int:
+    """Copies of the current reconstructions that make them about ``share`` of the current
+    inputs beside ``real`` real images (``classifier.reconstructed_share``; at least one).
+
+    With every real image of the task in the inputs, reconstructions are a twelfth of them
+    on split-MNIST, and the classifier can learn "sharp = new" against the regenerated past."""
+    if share is None or reconstructed == 0:
+        return 1
+    return max(1, round(share / (1 - share) * real / reconstructed))
+
+
 def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      past: PastBatch | None, n_past: int, gen: torch.Generator,
