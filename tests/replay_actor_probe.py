@@ -24,10 +24,10 @@ def _pool(**overrides):
     return ActorReplay(cfg, log=print)
 
 
-def _feed(source, job, steps, in_flight):
+def _feed(source, job, steps, in_flight, per_request=1):
     source.bind(job)
     plan = ReplayPlan(job.ledger, (0, 1, "classifier", 0, 0), count=48)
-    return ReplayFeed(source, plan, steps, in_flight)
+    return ReplayFeed(source, plan, steps, in_flight, steps_per_request=per_request)
 
 
 def _same(a, b) -> None:
@@ -52,6 +52,14 @@ def equal() -> None:
     _same(inline, remote)
     assert nice == [19, 19], nice
     assert feed.metrics()["replay_samples"] == 6 * 48
+    # Requests of several steps: the same requests inline and on the actors, the same tensors.
+    inline = [_feed(InlineReplay(), job, 7, 1, per_request=3).batch(s) for s in range(7)]
+    pool = _pool()
+    try:
+        feed = _feed(pool, job, 7, 1, per_request=3)
+        _same(inline, [feed.batch(s) for s in range(7)])
+    finally:
+        pool.close()
 
 
 def kill() -> None:

@@ -144,6 +144,32 @@ def test_feed_keeps_requests_in_flight_and_serves_steps_in_order():
         feed.batch(1)
 
 
+def test_a_request_may_carry_several_steps_and_each_step_gets_its_own_batch():
+    """replay.steps_per_request: 7 steps in requests of 3 -> 3 requests; every step still
+    gets exactly its planned indices and their images (decoded in a larger batch)."""
+    job, plan = _job("soft"), ReplayPlan(_ledger(), (5,), count=8)
+    single = RecordingSource()
+    single.bind(job)
+    one = ReplayFeed(single, plan, steps=7, in_flight=1)
+    expected = [one.batch(s) for s in range(7)]
+    source = RecordingSource()
+    source.bind(job)
+    feed = ReplayFeed(source, plan, steps=7, in_flight=1, steps_per_request=3)
+    first = feed.batch(0)
+    assert len(source.submitted) == 2  # steps 0-2, and 3-5 ahead of them
+    got = [first] + [feed.batch(s) for s in range(1, 7)]
+    assert len(source.submitted) == 3 and len(single.submitted) == 7
+    for a, b in zip(got, expected):
+        assert torch.equal(a.indices, b.indices) and torch.equal(a.codes, b.codes)
+        assert torch.allclose(a.images, b.images, atol=1e-6)
+        assert torch.allclose(a.targets, b.targets, atol=1e-6)
+    assert feed.metrics()["replay_samples"] == 56
+    skipping = ReplayFeed(source, plan, steps=7, in_flight=1, steps_per_request=3)
+    assert torch.equal(skipping.batch(4).indices, plan.indices(4))  # steps 0-3 skipped
+    with pytest.raises(RuntimeError, match="out of order"):
+        skipping.batch(2)
+
+
 def test_every_rehearsing_phase_goes_through_the_source_bound_once_per_phase(tiny, tmp_path):
     source, lines = RecordingSource(), []
     cfg = tiny()

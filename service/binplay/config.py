@@ -238,6 +238,9 @@ class ReplayConfig(_Strict):
     cpus_per_actor: float = Field(0.25, ge=0, description="CPUs each actor books (fractional)")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs each actor books (fractional)")
     in_flight: int = Field(2, ge=1, description="requests kept outstanding per worker (prefetch)")
+    steps_per_request: int = Field(
+        1, ge=1, description="training steps whose past samples one request carries (decoded "
+        "as one batch): fewer, larger requests where a request's overhead outweighs its work")
     max_restarts: int = Field(3, ge=0, description="restarts of a dead actor before the run fails")
     start_timeout_s: float = Field(
         120.0, gt=0, description="seconds the actors may take to start before the job says so")

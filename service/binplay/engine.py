@@ -86,7 +86,8 @@ class TaskRun:
             self.bound_phase = phase
         plan = ReplayPlan(self.ledger, (self.cfg.seed, self.t, phase, epoch, self.ctx.rank),
                           count=count, batch=batch, share=share)
-        feed = ReplayFeed(self.source, plan, steps, self.cfg.replay.in_flight, self.ctx.device)
+        feed = ReplayFeed(self.source, plan, steps, self.cfg.replay.in_flight, self.ctx.device,
+                          self.cfg.replay.steps_per_request)
         self.feeds.append(feed)
         return feed
 

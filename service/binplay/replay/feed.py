@@ -56,39 +56,59 @@ class InlineReplay:
 
 
 class ReplayFeed:
-    """One epoch of rehearsal batches: ``batch(step)`` for steps 0, 1, ... in order."""
+    """One epoch of rehearsal batches: ``batch(step)`` for steps 0, 1, ... in order.
+
+    A request carries the indices of ``steps_per_request`` consecutive steps, decoded as one
+    batch and split again: fewer, larger requests where each one's overhead (a Ray call, a
+    small GPU kernel) outweighs its work. Both sources see the same requests, so inline and
+    actors still compute the same tensors."""
 
     def __init__(self, source: ReplaySource, plan: ReplayPlan, steps: int, in_flight: int,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", steps_per_request: int = 1):
         self.source, self.plan, self.steps = source, plan, steps
         self.in_flight, self.device = max(1, in_flight), device
-        self.pending: deque[tuple[int, Any]] = deque()
+        self.per_request = max(1, steps_per_request)
+        # Submitted requests, oldest first: (first step, handle or None, indices per step).
+        self.pending: deque[tuple[int, Any, list[int]]] = deque()
+        self.ready: dict[int, ReplayBatch | None] = {}  # collected, not yet trained on
         self.next_step = 0  # the first step not yet submitted
         self.wait_s = 0.0  # time the trainer spent blocked on replay
         self.samples = 0
 
     def _fill(self, through: int) -> None:
+        """Submit requests until every step up to ``through`` has been asked for."""
         while self.next_step < min(self.steps, through + 1):
-            indices = self.plan.indices(self.next_step)
+            first = self.next_step
+            parts = [self.plan.indices(s)
+                     for s in range(first, min(self.steps, first + self.per_request))]
+            indices = torch.cat(parts)
             handle = self.source.submit(indices) if len(indices) else None
-            self.pending.append((self.next_step, (handle, indices)))
-            self.next_step += 1
+            self.pending.append((first, handle, [len(p) for p in parts]))
+            self.next_step = first + len(parts)
+
+    def _collect(self, first: int, handle: Any, sizes: list[int]) -> None:
+        out = self.source.collect(handle).split(sizes) if handle is not None else []
+        for i, size in enumerate(sizes):
+            self.ready[first + i] = out[i] if size else None
 
     def batch(self, step: int) -> ReplayBatch | None:
         """Step ``step``'s past samples (None when it rehearses none); steps come in order."""
         tick = time.perf_counter()
         self._fill(step)
-        while self.pending and self.pending[0][0] < step:  # a step the trainer skipped
-            self.pending.popleft()
-        if not self.pending or self.pending[0][0] != step:
-            raise RuntimeError(f"replay feed asked for step {step} out of order")
-        _, (handle, indices) = self.pending.popleft()
-        out = None
-        if handle is not None:
-            out = self.source.collect(handle).to(self.device)
-            self.samples += len(indices)
-        # Keep k requests outstanding beyond this step while it trains.
-        self._fill(step + self.in_flight)
+        for skipped in [s for s in self.ready if s < step]:  # steps the trainer skipped
+            del self.ready[skipped]
+        while step not in self.ready:
+            if not self.pending or self.pending[0][0] > step:
+                raise RuntimeError(f"replay feed asked for step {step} out of order")
+            first, handle, sizes = self.pending.popleft()
+            if first + len(sizes) > step:  # else every step of it was skipped
+                self._collect(first, handle, sizes)
+        out = self.ready.pop(step)
+        if out is not None:
+            out = out.to(self.device)
+            self.samples += len(out.indices)
+        # Keep k requests outstanding beyond this step's while it trains.
+        self._fill(step + self.in_flight * self.per_request)
         self.wait_s += time.perf_counter() - tick
         return out
 

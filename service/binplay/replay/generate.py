@@ -63,6 +63,13 @@ class ReplayBatch:
                  for t in (self.indices, self.codes, self.images, self.targets)]
         return ReplayBatch(*moved)
 
+    def split(self, sizes: list[int]) -> list[ReplayBatch]:
+        """The batches of consecutive steps that one request of ``sum(sizes)`` carried."""
+        parts = [t if t is None else t.split(sizes)
+                 for t in (self.indices, self.codes, self.images, self.targets)]
+        return [ReplayBatch(*[None if p is None else p[i] for p in parts])
+                for i in range(len(sizes))]
+
 
 def frozen_copy(module: nn.Module, weights: dict | None = None) -> nn.Module:
     """An eval-mode copy of ``module`` (with ``weights`` loaded, if given) that no optimiser
