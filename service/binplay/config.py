@@ -247,9 +247,6 @@ class ReplayConfig(_Strict):
     nice: int = Field(
         0, ge=0, le=19, description="scheduling niceness of the actor processes: 19 lets them "
         "decode only on cycles the trainer leaves idle, where they share its cores")
-    idle_priority: bool = Field(
-        False, description="run the actors under Linux's SCHED_IDLE policy: a core only when "
-        "no other process wants it (stronger than nice 19, which still takes time slices)")
 
 
 class RunConfig(_Strict):

@@ -33,13 +33,10 @@ class ReplayError(ConfigError):
 class ReplayWorker:
     """One actor: indices in, rehearsal batches out, under the job it last loaded."""
 
-    def __init__(self, threads: int, gpu: bool, nice: int = 0, idle: bool = False):
+    def __init__(self, threads: int, gpu: bool, nice: int = 0):
         torch.set_num_threads(threads)
         if nice:
             os.nice(nice)  # yield the cores to the trainer it shares them with
-        if idle:  # every thread there is now; threads started later inherit it
-            for tid in os.listdir("/proc/self/task"):
-                os.sched_setscheduler(int(tid), os.SCHED_IDLE, os.sched_param(0))
         # Judged here, not by the trainer: Ray shows an actor the GPU it booked, and hides
         # every GPU from a CPU-only Train worker on the same node.
         self.device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
@@ -67,7 +64,7 @@ class ActorReplay:
             # Outside any placement group: a Train worker's or a Tune trial's would capture it.
             scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
         threads = max(1, int(cfg.cpus_per_actor))
-        self.actors = [remote.remote(threads, cfg.gpus_per_actor > 0, cfg.nice, cfg.idle_priority)
+        self.actors = [remote.remote(threads, cfg.gpus_per_actor > 0, cfg.nice)
                        for _ in range(cfg.actors)]
         started = time.time()
         try:
