@@ -8,6 +8,7 @@ from binplay.strategies.base import soft_target_batches
 from binplay.train.classifier import (
     class_mask,
     classifier_epoch,
+    distillation_loss,
     masked_logits,
     past_per_batch,
     replay_loss,
@@ -63,3 +64,37 @@ def test_balanced_past_share():
     assert past_per_batch(cfg, 1) == 100  # one past task : one current task
     assert past_per_batch(cfg, 4) == 400
     assert past_per_batch(ClassifierConfig(batch_size=100, past_fraction=0.5), 4) == 100
+
+
+def test_distillation_on_current_inputs_keeps_the_old_class_distribution():
+    """classifier.distill_current: KL over the old classes only, zero where the student
+    agrees with the teacher there (whatever it says about the new classes), and training
+    with it keeps the old-class distribution on the current images closer to the teacher's."""
+    torch.manual_seed(0)
+    old = class_mask([0, 1, 2], 5)
+    teacher = torch.randn(6, 5)
+    student = teacher.clone()
+    student[:, 3:] += 10.0  # new classes only
+    assert float(distillation_loss(student, teacher, old)) < 1e-6
+    student[:, 0] += 3.0
+    assert float(distillation_loss(student, teacher, old)) > 0.1
+
+    def train(weight: float) -> float:
+        torch.manual_seed(1)
+        frozen = LeNet((1, 28, 28), 5).eval()
+        with torch.no_grad():  # a teacher with opinions about the old classes
+            frozen.head[-1].weight.mul_(20)
+        live = copy.deepcopy(frozen).train()
+        images = torch.rand(16, 1, 28, 28)
+        opt = torch.optim.SGD(live.parameters(), lr=0.05)
+        classifier_epoch(live, opt=opt, inputs=images, labels=torch.tensor([3, 4] * 8),
+                         cfg=ClassifierConfig(batch_size=16, distill_current=weight),
+                         seen=class_mask([0, 1, 2, 3, 4], 5), past=None, n_past=0,
+                         gen=torch.Generator().manual_seed(0), steps=20, batch=16,
+                         teacher=frozen, old=old)
+        live.eval()
+        with torch.no_grad():
+            return float(distillation_loss(live(images), frozen(images), old))
+
+    without, with_ = train(0.0), train(1.0)
+    assert with_ < 0.5 * without, (with_, without)

@@ -161,6 +161,11 @@ class ClassifierConfig(_Strict):
         "(whole copies) until they are about this share of the current inputs, so real images "
         "(the memorised and, with unmemorised_inputs, the rest) do not outnumber them and "
         "sharpness stops telling new classes from regenerated old ones; None = each once")
+    distill_current: float = Field(
+        0.0, ge=0, description="weight of a distillation term on the current inputs: the "
+        "classifier frozen before the task gives its old-class distribution (temperature 2) "
+        "for each current image, and the classifier keeps it (LwF on the new data, beside "
+        "the replay); 0 = off")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "
@@ -345,6 +350,7 @@ NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): Non
                                               ("classifier", "replay_min_confidence"): 0.0,
                                               ("classifier", "unmemorised_inputs"): False,
                                               ("classifier", "reconstructed_share"): None,
+                                              ("classifier", "distill_current"): 0.0,
                                               ("autoencoder", "store"): "fp32"}
 
 

@@ -185,7 +185,9 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
                                      labels=labels, cfg=cfg.classifier,
                                      seen=run.seen(include_current=True), past=past,
                                      n_past=run.local(n_past), gen=gen, steps=steps,
-                                     batch=run.local(cfg.classifier.batch_size))
+                                     batch=run.local(cfg.classifier.batch_size),
+                                     teacher=run.frozen.get("classifier"),
+                                     old=run.seen(include_current=False))
             samples = steps * (cfg.classifier.batch_size + n_past)
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)

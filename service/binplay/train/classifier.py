@@ -71,17 +71,37 @@ def reconstruction_copies(share: float | None, reconstructed: int, real: int) ->
     return max(1, round(share / (1 - share) * real / reconstructed))
 
 
+DISTILL_TEMPERATURE = 2.0
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
+                      old: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) over the old classes only, at temperature T, scaled by T^2
+    (Hinton et al.; LwF): the gradient keeps the scale of a cross-entropy's."""
+    t = DISTILL_TEMPERATURE
+    cols = old.nonzero().squeeze(1)
+    student = F.log_softmax(logits[:, cols] / t, dim=1)
+    teacher = F.softmax(teacher_logits[:, cols] / t, dim=1)
+    return F.kl_div(student, teacher, reduction="batchmean") * t * t
+
+
 def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      past: PastBatch | None, n_past: int, gen: torch.Generator,
-                     steps: int, batch: int) -> dict[str, float]:
+                     steps: int, batch: int, teacher: nn.Module | None = None,
+                     old: torch.Tensor | None = None) -> dict[str, float]:
     """One epoch; ``batch`` current and ``n_past`` past samples per step (this worker).
 
     ``past(step, gen)`` gives the step's ``n_past`` past images and their target
     probabilities: regenerations with the frozen classifier's soft targets (BinPlay, DGR)
     or buffered images with their labels (ER). Without it the epoch is plain fine-tuning
-    on the current inputs.
+    on the current inputs. With ``teacher`` (the classifier frozen before the task) and
+    ``old`` (the mask of the classes before it), ``cfg.distill_current`` weighs a
+    distillation term on the current inputs.
     """
+    distill = cfg.distill_current if teacher is not None and old is not None and old.any() else 0.0
+    if distill:
+        teacher.eval()
     order = torch.randperm(len(inputs), generator=gen)
     b = min(batch, len(order))
     totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
@@ -92,13 +112,18 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
         if n_past and past is not None:
             past_x, targets = past(step, gen)
             x = torch.cat([x, past_x.to(x.device)])
-        logits = masked_logits(model(x), seen)
+        raw = model(x)
+        logits = masked_logits(raw, seen)
         current = F.cross_entropy(logits[:b], y)
         loss = current
         past_loss = torch.zeros(())
         if past_x is not None:
             past_loss = replay_loss(logits[b:], targets.to(logits.device), cfg.replay_loss)
             loss = (current * b + past_loss * len(past_x)) / (b + len(past_x))
+        if distill:
+            with torch.no_grad():
+                teacher_logits = teacher(x[:b])
+            loss = loss + distill * distillation_loss(raw[:b], teacher_logits, old)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
