@@ -107,6 +107,7 @@ def test_paper_presets_keep_the_papers_method(name):
     assert not cfg.classifier.ledger_labels and cfg.classifier.norm == "batch"
     assert cfg.classifier.soft_targets and cfg.classifier.ae_processed_inputs
     assert not cfg.classifier.mix_real_inputs and not cfg.classifier.unmemorised_inputs
+    assert cfg.classifier.distill_current == 0 and cfg.classifier.reconstructed_share is None
     assert cfg.autoencoder.store == "fp32"  # the paper counts (and keeps) fp32 weights
 
 
@@ -118,7 +119,8 @@ def test_cpu_presets_name_every_switch_beyond_the_paper(name):
         line = next(line for line in text.splitlines() if switch in line)
         assert "BEYOND-PAPER" in line, line
     for switch in ("ledger_labels: true", "preset: mlp", "store: int8", "store: bf16",
-                   "mix_real_inputs: true", "unmemorised_inputs: true"):
+                   "mix_real_inputs: true", "unmemorised_inputs: true", "distill_current:",
+                   "reconstructed_share:"):
         for line in (line for line in text.splitlines() if switch in line):  # where used
             assert "BEYOND-PAPER" in line, line
     cfg = load_config(f"configs/{name}.yaml")
