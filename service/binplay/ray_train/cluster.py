@@ -132,12 +132,12 @@ def check_fits(cfg: BinPlayConfig, concurrent: int = 1, driver_cpus: float = 0.0
             f"lower ray.cpus_per_worker, ray.num_workers, replay.cpus_per_actor or the "
             f"concurrent trials")
     worker_gpus = cfg.ray.num_workers * cfg.ray.gpus_per_worker if cfg.ray.use_gpu else 0.0
-    if total_gpus is not None and concurrent * (worker_gpus + replay_gpus(cfg)) > total_gpus + 1e-9:
-        parts = ([f"{cfg.ray.num_workers} workers x {cfg.ray.gpus_per_worker:g} GPU"]
-                 if worker_gpus else []) + (
-                [f"{replay_gpus(cfg):g} for replay actors"] if replay_gpus(cfg) else [])
-        runs = " + ".join(parts)
-        runs = f"{concurrent} concurrent runs x ({runs})" if concurrent > 1 else runs
+    actor_gpus = replay_gpus(cfg)
+    if total_gpus is not None and concurrent * (worker_gpus + actor_gpus) > total_gpus + 1e-9:
+        what = " + ".join(
+            ([f"{cfg.ray.num_workers} workers x {cfg.ray.gpus_per_worker:g} GPU"] if worker_gpus
+             else []) + ([f"{actor_gpus:g} for replay actors"] if actor_gpus else []))
+        runs = f"{concurrent} concurrent runs x ({what})" if concurrent > 1 else what
         raise ConfigError(
             f"ray.gpus_per_worker: {runs} exceed the {total_gpus:g} GPUs of the local Ray; "
             f"lower ray.gpus_per_worker (a fraction shares a GPU), replay.gpus_per_actor or "
