@@ -108,6 +108,7 @@ def test_paper_presets_keep_the_papers_method(name):
     assert cfg.classifier.soft_targets and cfg.classifier.ae_processed_inputs
     assert not cfg.classifier.mix_real_inputs and not cfg.classifier.unmemorised_inputs
     assert cfg.classifier.distill_current == 0 and cfg.classifier.reconstructed_share is None
+    assert cfg.classifier.current_loss_classes == "seen"
     assert cfg.autoencoder.store == "fp32"  # the paper counts (and keeps) fp32 weights
 
 
@@ -120,7 +121,7 @@ def test_cpu_presets_name_every_switch_beyond_the_paper(name):
         assert "BEYOND-PAPER" in line, line
     for switch in ("ledger_labels: true", "preset: mlp", "store: int8", "store: bf16",
                    "mix_real_inputs: true", "unmemorised_inputs: true", "distill_current:",
-                   "reconstructed_share:"):
+                   "reconstructed_share:", "current_loss_classes: new"):
         for line in (line for line in text.splitlines() if switch in line):  # where used
             assert "BEYOND-PAPER" in line, line
     cfg = load_config(f"configs/{name}.yaml")

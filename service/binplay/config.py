@@ -166,6 +166,11 @@ class ClassifierConfig(_Strict):
         "classifier frozen before the task gives its old-class distribution (temperature 2) "
         "for each current image, and the classifier keeps it (LwF on the new data, beside "
         "the replay); 0 = off")
+    current_loss_classes: Literal["seen", "new"] = Field(
+        "seen", description="classes the current samples' cross-entropy is taken over: every "
+        "class seen so far, or only the task's new ones (ER-ACE's asymmetric cross-entropy: "
+        "the new images then never push the old classes' logits down; the replay alone "
+        "draws the old/new boundary)")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "
@@ -351,6 +356,7 @@ NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): Non
                                               ("classifier", "unmemorised_inputs"): False,
                                               ("classifier", "reconstructed_share"): None,
                                               ("classifier", "distill_current"): 0.0,
+                                              ("classifier", "current_loss_classes"): "seen",
                                               ("autoencoder", "store"): "fp32"}
 
 

@@ -85,6 +85,16 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
     return F.kl_div(student, teacher, reduction="batchmean") * t * t
 
 
+def current_loss_mask(cfg: ClassifierConfig, seen: torch.Tensor,
+                      old: torch.Tensor | None) -> torch.Tensor | None:
+    """The classes the current samples' cross-entropy scores: None = every seen class;
+    with ``current_loss_classes: new`` (ER-ACE, Caccia et al. 2022) only those the task
+    brings, so new images teach new-vs-new and never push old logits down."""
+    if cfg.current_loss_classes == "seen" or old is None or not old.any():
+        return None
+    return seen & ~old
+
+
 def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      past: PastBatch | None, n_past: int, gen: torch.Generator,
@@ -97,9 +107,11 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
     or buffered images with their labels (ER). Without it the epoch is plain fine-tuning
     on the current inputs. With ``teacher`` (the classifier frozen before the task) and
     ``old`` (the mask of the classes before it), ``cfg.distill_current`` weighs a
-    distillation term on the current inputs.
+    distillation term on the current inputs, and ``cfg.current_loss_classes: new`` keeps
+    the current samples' cross-entropy to the classes ``seen`` has beyond ``old``.
     """
     distill = cfg.distill_current if teacher is not None and old is not None and old.any() else 0.0
+    new = current_loss_mask(cfg, seen, old)
     if distill:
         teacher.eval()
     order = torch.randperm(len(inputs), generator=gen)
@@ -114,7 +126,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             x = torch.cat([x, past_x.to(x.device)])
         raw = model(x)
         logits = masked_logits(raw, seen)
-        current = F.cross_entropy(logits[:b], y)
+        current = F.cross_entropy(masked_logits(raw[:b], new) if new is not None else logits[:b], y)
         loss = current
         past_loss = torch.zeros(())
         if past_x is not None:
