@@ -11,6 +11,8 @@ evaluation.md to --output (default: the current directory's evaluation-vNNNN/).
 --checkpoint: the test stream is rebuilt from the run's own config; --set overrides
 stream fields (e.g. another data_root or the full test split). Prints the accuracy per
 task and writes evaluation.json next to the checkpoint (or to --output).
+Both print the most confused class pairs and write the whole confusion matrix
+(evaluation.json "confusion": rows the true class, columns the predicted one).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def _evaluate_state(args: argparse.Namespace) -> None:
     per_task = " ".join(f"{t}:{a:.1f}" for t, a in result["accuracy_per_task"].items())
     print(f"version {version} | accuracy {result['accuracy']:.2f}% | per task {per_task} -> "
           f"{paths[0]}, {paths[1]}")
+    print(confusions_line(result["most_confused"]))
+
+
+def confusions_line(most_confused: list[dict]) -> str:
+    """One line of where accuracy goes: 'most confused: 0->6 19.0%, ...' (true->predicted,
+    percent of the true class's images)."""
+    pairs = ", ".join(f"{m['true']}->{m['predicted']} {m['percent_of_class']:.1f}%" for m in most_confused)
+    return f"most confused (class->taken for, % of the class): {pairs or 'none'}"
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> None:
@@ -60,6 +70,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> None:
     per_task = " ".join(f"{a:.1f}" for a in result["accuracy_per_task"].values())
     print(f"accuracy per task: {per_task} | average {result['average_accuracy']:.2f}% over "
           f"{result['tasks_learnt']} tasks -> {out / 'evaluation.json'}")
+    print(confusions_line(result["most_confused"]))
 
 
 def main(argv: list[str] | None = None) -> int:

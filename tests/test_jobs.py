@@ -82,6 +82,12 @@ def test_evaluate_and_generate_an_in_process_run(tiny, tmp_path):
     result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     # The same model on the same test split: the job reproduces the run's last row.
     assert list(result["accuracy_per_task"].values()) == report["accuracy_matrix"][-1]
+    # ...and its confusion matrix agrees with it: the diagonal holds the hits of each task.
+    confusion = result["confusion"]
+    for task, acc in zip(cfg.stream.tasks, result["accuracy_per_task"].values(), strict=True):
+        images = sum(sum(confusion[c]) for c in task)
+        assert sum(confusion[c][c] for c in task) == pytest.approx(acc / 100 * images)
+    assert "most confused (class->taken for" in ev.stdout
     gen = subprocess.run([sys.executable, "-m", "jobs.generate", "--checkpoint", str(run_dir),
                           "--start", "90", "--stop", "110", "--output", str(tmp_path / "gen")],
                          cwd=REPO, capture_output=True, text=True)

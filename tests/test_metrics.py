@@ -5,8 +5,10 @@ import pytest
 from binplay.metrics import (
     average_accuracy,
     backward_transfer,
+    confusion_matrix,
     equal_memory_buffer,
     forgetting,
+    most_confused,
     psnr,
 )
 
@@ -53,3 +55,15 @@ def test_equal_memory_buffer():
 def test_empty_matrix_is_an_error():
     with pytest.raises(ValueError):
         average_accuracy([])
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    labels, predicted = [0, 0, 0, 1, 2, 2], [0, 2, 2, 1, 0, 2]
+    matrix = confusion_matrix(labels, predicted, 4)
+    assert matrix == [[1, 0, 2, 0], [0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+    worst = most_confused(matrix, top=2)
+    assert worst == [{"true": 0, "predicted": 2, "count": 2, "percent_of_class": 66.67},
+                     {"true": 2, "predicted": 0, "count": 1, "percent_of_class": 50.0}]
+    assert most_confused(confusion_matrix([1, 2], [1, 2], 3)) == []  # all right: nothing to list
+    with pytest.raises(ValueError):
+        confusion_matrix([0, 1], [0], 2)

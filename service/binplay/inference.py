@@ -15,10 +15,11 @@ from torch import nn
 
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.ledger import Ledger
+from binplay.metrics import confusion_matrix, most_confused
 from binplay.models.build import build_models
 from binplay.replay import decode_indices
 from binplay.state import STATE_FILE, StateError, load_state
-from binplay.train.classifier import accuracy, class_mask, masked_logits
+from binplay.train.classifier import class_mask, masked_logits
 
 
 def resolve_state_path(path: str | Path) -> Path:
@@ -83,12 +84,24 @@ class SavedRun:
             raise ConfigError("--set: evaluate only overrides stream.* fields")
         cfg = config_from_dict(self.state["config"], stream_overrides, source=str(self.path))
         manifest = build_stream(cfg, Path(workdir) / "stream")
-        seen = class_mask(self.ledger.classes, self.state["num_classes"], self.device)
-        rows = {}
+        num_classes = self.state["num_classes"]
+        seen = class_mask(self.ledger.classes, num_classes, self.device)
+        rows, truth, predicted = {}, [], []
         for rec in self.ledger.tasks:
             _, images, labels = read_shards(manifest.tasks[rec.task_id].test)
-            rows[rec.task_id] = accuracy(self.models["classifier"],
-                                         images.to(self.device).float() / 255,
-                                         labels.to(self.device), seen)
+            pred = self.predict(images.to(self.device).float() / 255, seen)
+            rows[rec.task_id] = 100.0 * float((pred == labels).sum()) / max(1, len(labels))
+            truth += labels.tolist()
+            predicted += pred.tolist()
+        confusion = confusion_matrix(truth, predicted, num_classes)
         return {"checkpoint": str(self.path), "accuracy_per_task": rows,
-                "average_accuracy": sum(rows.values()) / len(rows), "tasks_learnt": len(rows)}
+                "average_accuracy": sum(rows.values()) / len(rows), "tasks_learnt": len(rows),
+                "confusion": confusion, "most_confused": most_confused(confusion)}
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, seen: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+        """The classifier's labels (on the CPU) for images in [0, 1], over the ``seen`` classes."""
+        classifier = self.models["classifier"].eval()
+        parts = [masked_logits(classifier(images[s:s + batch]), seen).argmax(dim=1).cpu()
+                 for s in range(0, len(images), batch)]
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)

@@ -58,3 +58,22 @@ def equal_memory_buffer(decoder_mb: float, image_shape: Sequence[int]) -> int:
     for d in image_shape:
         per_image *= int(d)
     return int(decoder_mb * 2**20 // (per_image + 1))
+
+
+def confusion_matrix(labels: Sequence[int], predicted: Sequence[int], num_classes: int) -> list[list[int]]:
+    """``C[i][j]``: how many images of class i were predicted as class j."""
+    matrix = [[0] * num_classes for _ in range(num_classes)]
+    for true, pred in zip(labels, predicted, strict=True):
+        matrix[true][pred] += 1
+    return matrix
+
+
+def most_confused(matrix: Sequence[Sequence[int]], top: int = 5) -> list[dict[str, float | int]]:
+    """The ``top`` largest off-diagonal cells: which class is taken for which, how often,
+    and as a percent of that class's images (where a classifier loses its accuracy)."""
+    cells = [(count, true, pred) for true, row in enumerate(matrix) for pred, count in enumerate(row)
+             if true != pred and count > 0]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    return [{"true": true, "predicted": pred, "count": count,
+             "percent_of_class": round(100.0 * count / sum(matrix[true]), 2)}
+            for count, true, pred in cells[:top]]

@@ -14,6 +14,7 @@ import torch
 
 from binplay.data.types import ImageSet
 from binplay.inference import SavedRun
+from binplay.metrics import confusion_matrix, most_confused
 from binplay.train.classifier import class_mask, masked_logits
 from binplay.versions.store import StateStore
 
@@ -59,11 +60,13 @@ def accuracy_report(run: SavedRun, data: ImageSet) -> dict[str, Any]:
             per_task[str(task.task_id)] = _percent(hits[rows])
     learnt = set(run.ledger.classes)
     unknown = sorted(c for c in set(labels.tolist()) if c not in learnt)
+    confusion = confusion_matrix(labels.tolist(), predicted.tolist(), run.state["num_classes"])
     return {"samples": len(labels), "accuracy": _percent(hits) if len(labels) else None,
             "accuracy_per_class": per_class, "accuracy_per_task": per_task,
             "average_task_accuracy": (round(sum(per_task.values()) / len(per_task), 4)
                                       if per_task else None),
-            "classes_not_learnt": unknown}
+            "classes_not_learnt": unknown, "confusion": confusion,
+            "most_confused": most_confused(confusion)}
 
 
 def write_evaluation(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
@@ -80,6 +83,11 @@ def write_evaluation(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
         lines.append(f"| {task['task_id']} | {task['classes']} | {acc} |")
     lines += ["", "| class | accuracy % |", "|---|---|"]
     lines += [f"| {c} | {a} |" for c, a in result["accuracy_per_class"].items()]
+    if result["most_confused"]:
+        lines += ["", "| most confused: class | taken for | images | % of the class |",
+                  "|---|---|---|---|"]
+        lines += [f"| {m['true']} | {m['predicted']} | {m['count']} | {m['percent_of_class']} |"
+                  for m in result["most_confused"]]
     if result["classes_not_learnt"]:
         lines += ["", f"Classes in the data that no task has learnt: {result['classes_not_learnt']}"]
     (out / "evaluation.md").write_text("\n".join(lines) + "\n")
