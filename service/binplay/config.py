@@ -166,11 +166,13 @@ class ClassifierConfig(_Strict):
         "classifier frozen before the task gives its old-class distribution (temperature 2) "
         "for each current image, and the classifier keeps it (LwF on the new data, beside "
         "the replay); 0 = off")
-    current_loss_classes: Literal["seen", "new"] = Field(
+    current_loss_classes: Literal["seen", "new", "new_on_real"] = Field(
         "seen", description="classes the current samples' cross-entropy is taken over: every "
-        "class seen so far, or only the task's new ones (ER-ACE's asymmetric cross-entropy: "
-        "the new images then never push the old classes' logits down; the replay alone "
-        "draws the old/new boundary)")
+        "class seen so far; only the task's new ones (new: ER-ACE's asymmetric cross-entropy, "
+        "new images never push old logits down and the replay alone draws the old/new "
+        "boundary); or only the new ones for real images while reconstructions keep every "
+        "class (new_on_real: sharp images stop teaching 'sharp = new', the decoded ones, like "
+        "the regenerated past, still set the old/new boundary)")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "

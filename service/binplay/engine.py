@@ -161,7 +161,7 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
     cfg, ctx, state = run.cfg, run.ctx, run.state
     plan = phase_plan(cfg, strategy)
     opt, opt_phase = None, None
-    inputs = labels = None
+    current = None
     for position in range(state["cursor"], len(plan)):
         phase, epoch = plan[position]
         if phase != opt_phase:
@@ -174,15 +174,16 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
         torch.manual_seed(derived_seed(cfg.seed, run.t, phase, epoch, ctx.rank, "torch"))
         tick = time.time()
         if phase == "classifier":
-            if inputs is None:
-                inputs, labels, rows = strategy.classifier_inputs(run)
+            if current is None:
+                current = strategy.classifier_inputs(run)
             # From the global number of rows, so every rank takes the same number of steps.
-            steps = run.steps(rows, cfg.classifier.batch_size)
+            steps = run.steps(current.rows, cfg.classifier.batch_size)
             n_past = clf.past_per_batch(cfg.classifier, run.t)
             past = strategy.past_batches(run, epoch, run.local(n_past), steps) if n_past else None
             n_past = n_past if past is not None else 0
-            m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=inputs,
-                                     labels=labels, cfg=cfg.classifier,
+            m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=current.images,
+                                     labels=current.labels, reconstructed=current.reconstructed,
+                                     cfg=cfg.classifier,
                                      seen=run.seen(include_current=True), past=past,
                                      n_past=run.local(n_past), gen=gen, steps=steps,
                                      batch=run.local(cfg.classifier.batch_size),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -22,6 +22,16 @@ from binplay.train.classifier import PastBatch, soft_targets
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
+
+
+class CurrentInputs(NamedTuple):
+    """A worker's inputs for the classifier phase: the current task's images as the strategy
+    shows them (with ``rows`` counted globally, so every rank takes the same steps)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    rows: int
+    reconstructed: int = 0  # the first rows are decoder reconstructions, the rest real images
 
 
 @dataclass(frozen=True)
@@ -73,9 +83,9 @@ class Strategy:
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
         """Called after the epoch's progress line (BinPlay freezes its code mapping here)."""
 
-    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         """This worker's current inputs and labels, and the global number of rows."""
-        return run.images, run.labels, run.shards.size
+        return CurrentInputs(run.images, run.labels, run.shards.size)
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """``n`` past samples per step for the classifier's epoch ``epoch`` of ``steps`` steps

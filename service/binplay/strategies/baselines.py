@@ -22,7 +22,7 @@ from binplay.data.stream import read_shards
 from binplay.models.build import budget_bytes
 from binplay.state import derived_seed
 from binplay.strategies import vae
-from binplay.strategies.base import Memory, PastBatch, Strategy, soft_target_batches
+from binplay.strategies.base import CurrentInputs, Memory, PastBatch, Strategy, soft_target_batches
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
@@ -33,12 +33,12 @@ class JointStrategy(Strategy):
 
     name = "joint"
 
-    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         parts = [run.ctx.load_task(task) for task in run.manifest.tasks[:run.t]]
         images = torch.cat([p[1].to(run.ctx.device).float() / 255.0 for p in parts] + [run.images])
         labels = torch.cat([p[2].to(run.ctx.device) for p in parts] + [run.labels])
         total = sum(task.size for task in run.manifest.tasks[:run.t + 1])
-        return images, labels, total
+        return CurrentInputs(images, labels, total)
 
     def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
                image_shape: tuple[int, ...]) -> Memory:
@@ -136,8 +136,8 @@ class GenerativeReplayStrategy(Strategy):
                           past_share, gen, steps, run.local(batch))
         return m, steps * batch
 
-    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
-        return run.images, run.labels, run.shards.size
+    def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
+        return CurrentInputs(run.images, run.labels, run.shards.size)
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         generator = run.models["generator"]

@@ -22,7 +22,7 @@ from binplay.models.quantise import store_, stored_bytes
 from binplay.replay import ReplayJob
 from binplay.replay.generate import Targets
 from binplay.state import StateError, derived_seed
-from binplay.strategies.base import Memory, PastBatch, Strategy
+from binplay.strategies.base import CurrentInputs, Memory, PastBatch, Strategy
 from binplay.train import autoencoder as ae
 from binplay.train.classifier import reconstruction_copies
 
@@ -146,7 +146,7 @@ class BinPlayStrategy(Strategy):
                                           "stream_index": run.index[rows].tolist()}
 
     @torch.no_grad()
-    def classifier_inputs(self, run: TaskRun) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         """Current images as the decoder reproduces them from their codes (Table 1), or real,
         or both."""
         c = self.cfg.classifier
@@ -165,8 +165,10 @@ class BinPlayStrategy(Strategy):
         # Global rows (every rank takes the same steps); the unmemorised part is empty unless
         # classifier.unmemorised_inputs.
         rows = len(parts) * run.shards.size + run.shards.unmemorised
+        reconstructed = sum(len(x) for x, _ in parts[:copies]) if c.ae_processed_inputs else 0
         parts.append(run.unmemorised)
-        return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows
+        return CurrentInputs(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows,
+                             reconstructed)
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """Regenerations by the decoder just trained (frozen for this phase), labelled by the

@@ -85,21 +85,28 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
     return F.kl_div(student, teacher, reduction="batchmean") * t * t
 
 
-def current_loss_mask(cfg: ClassifierConfig, seen: torch.Tensor,
-                      old: torch.Tensor | None) -> torch.Tensor | None:
-    """The classes the current samples' cross-entropy scores: None = every seen class;
-    with ``current_loss_classes: new`` (ER-ACE, Caccia et al. 2022) only those the task
-    brings, so new images teach new-vs-new and never push old logits down."""
+def current_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
+                 cfg: ClassifierConfig, seen: torch.Tensor, old: torch.Tensor | None,
+                 reconstructed: int) -> torch.Tensor:
+    """Cross-entropy of the current samples (input ``rows``; the first ``reconstructed``
+    inputs are reconstructions) over every seen class, or with ``current_loss_classes``
+    (ER-ACE, Caccia et al. 2022) over the task's new classes only: for every sample
+    (``new``) or for the real images only (``new_on_real``). A sample scored on the new
+    classes alone teaches new-vs-new and never pushes an old class's logit down."""
+    over_seen = masked_logits(logits, seen)
     if cfg.current_loss_classes == "seen" or old is None or not old.any():
-        return None
-    return seen & ~old
+        return F.cross_entropy(over_seen, labels)
+    asymmetric = (torch.ones_like(rows, dtype=torch.bool) if cfg.current_loss_classes == "new"
+                  else rows >= reconstructed).to(logits.device)
+    over_new = masked_logits(logits, seen & ~old)
+    return F.cross_entropy(torch.where(asymmetric[:, None], over_new, over_seen), labels)
 
 
 def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: torch.Tensor,
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      past: PastBatch | None, n_past: int, gen: torch.Generator,
                      steps: int, batch: int, teacher: nn.Module | None = None,
-                     old: torch.Tensor | None = None) -> dict[str, float]:
+                     old: torch.Tensor | None = None, reconstructed: int = 0) -> dict[str, float]:
     """One epoch; ``batch`` current and ``n_past`` past samples per step (this worker).
 
     ``past(step, gen)`` gives the step's ``n_past`` past images and their target
@@ -107,11 +114,11 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
     or buffered images with their labels (ER). Without it the epoch is plain fine-tuning
     on the current inputs. With ``teacher`` (the classifier frozen before the task) and
     ``old`` (the mask of the classes before it), ``cfg.distill_current`` weighs a
-    distillation term on the current inputs, and ``cfg.current_loss_classes: new`` keeps
-    the current samples' cross-entropy to the classes ``seen`` has beyond ``old``.
+    distillation term on the current inputs, and ``cfg.current_loss_classes`` may keep the
+    current samples' cross-entropy to the classes ``seen`` has beyond ``old``
+    (``reconstructed``: how many leading inputs are reconstructions, not real images).
     """
     distill = cfg.distill_current if teacher is not None and old is not None and old.any() else 0.0
-    new = current_loss_mask(cfg, seen, old)
     if distill:
         teacher.eval()
     order = torch.randperm(len(inputs), generator=gen)
@@ -126,7 +133,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             x = torch.cat([x, past_x.to(x.device)])
         raw = model(x)
         logits = masked_logits(raw, seen)
-        current = F.cross_entropy(masked_logits(raw[:b], new) if new is not None else logits[:b], y)
+        current = current_loss(raw[:b], y, rows, cfg, seen, old, reconstructed)
         loss = current
         past_loss = torch.zeros(())
         if past_x is not None:
