@@ -164,7 +164,8 @@ def test_reconstructed_share_repeats_reconstructions_beside_the_real_images(tiny
     on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
     assert len(inputs) == 4 * 24 + 24 + 72 and on_grid(inputs[96:]) and not on_grid(inputs[:24])
     assert all(torch.equal(inputs[:24], inputs[24 * k:24 * (k + 1)]) for k in range(1, 4))
-    assert classifier_calls[0]["reconstructed"] == 4 * 24  # the rows current_loss_classes tells apart
+    # The rows current_loss_classes tells apart: reconstructions first, unmemorised last.
+    assert classifier_calls[0]["reconstructed"] == 4 * 24 and classifier_calls[0]["unmemorised"] == 72
     assert steps == -(-192 // cfg.classifier.batch_size)
     with pytest.raises(ConfigError, match="reconstructed_share needs classifier.mix_real_inputs"):
         tiny("classifier.reconstructed_share=0.5")

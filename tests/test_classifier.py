@@ -104,11 +104,13 @@ def test_current_loss_over_new_classes_leaves_old_logits_alone():
     """classifier.current_loss_classes: new (ER-ACE): the current samples' cross-entropy
     scores only the task's classes, so one step on current images moves no old class's
     output row; over every seen class it does. new_on_real does so for real images only:
-    reconstructions (the leading inputs) still score every class. The first task has no
+    reconstructions (the leading inputs) still score every class; new_on_unmemorised for
+    the trailing unmemorised images only. The first task has no
     old classes: every setting is the same loss there."""
     old, seen = class_mask([0, 1, 2], 5), class_mask([0, 1, 2, 3, 4], 5)
 
-    def old_rows_moved(classes: str, old_mask: torch.Tensor, reconstructed: int = 0) -> float:
+    def old_rows_moved(classes: str, old_mask: torch.Tensor, reconstructed: int = 0,
+                       unmemorised: int = 0) -> float:
         torch.manual_seed(0)
         live = LeNet((1, 28, 28), 5, dropout=0.0)
         before = live.head[-1].weight[:3].detach().clone()
@@ -116,7 +118,8 @@ def test_current_loss_over_new_classes_leaves_old_logits_alone():
                          inputs=torch.rand(16, 1, 28, 28), labels=torch.tensor([3, 4] * 8),
                          cfg=ClassifierConfig(batch_size=16, current_loss_classes=classes),
                          seen=seen, past=None, n_past=0, gen=torch.Generator().manual_seed(0),
-                         steps=1, batch=16, old=old_mask, reconstructed=reconstructed)
+                         steps=1, batch=16, old=old_mask, reconstructed=reconstructed,
+                         unmemorised=unmemorised)
         return float((live.head[-1].weight[:3].detach() - before).abs().max())
 
     assert old_rows_moved("new", old) == 0.0
@@ -124,5 +127,8 @@ def test_current_loss_over_new_classes_leaves_old_logits_alone():
     assert old_rows_moved("new_on_real", old, reconstructed=0) == 0.0  # all 16 inputs real
     assert old_rows_moved("new_on_real", old, reconstructed=8) > 1e-4  # 8 reconstructions
     assert old_rows_moved("new_on_real", old, reconstructed=16) == old_rows_moved("seen", old)
+    assert old_rows_moved("new_on_unmemorised", old, unmemorised=16) == 0.0  # all 16 unmemorised
+    assert old_rows_moved("new_on_unmemorised", old, unmemorised=8) > 1e-4
+    assert old_rows_moved("new_on_unmemorised", old) == old_rows_moved("seen", old)
     none_old = class_mask([], 5)
     assert old_rows_moved("new", none_old) == old_rows_moved("seen", none_old) > 1e-4

@@ -166,13 +166,15 @@ class ClassifierConfig(_Strict):
         "classifier frozen before the task gives its old-class distribution (temperature 2) "
         "for each current image, and the classifier keeps it (LwF on the new data, beside "
         "the replay); 0 = off")
-    current_loss_classes: Literal["seen", "new", "new_on_real"] = Field(
+    current_loss_classes: Literal["seen", "new", "new_on_real", "new_on_unmemorised"] = Field(
         "seen", description="classes the current samples' cross-entropy is taken over: every "
         "class seen so far; only the task's new ones (new: ER-ACE's asymmetric cross-entropy, "
         "new images never push old logits down and the replay alone draws the old/new "
         "boundary); or only the new ones for real images while reconstructions keep every "
         "class (new_on_real: sharp images stop teaching 'sharp = new', the decoded ones, like "
-        "the regenerated past, still set the old/new boundary)")
+        "the regenerated past, still set the old/new boundary); or only the new ones for the "
+        "unmemorised images (new_on_unmemorised, with classifier.unmemorised_inputs: the task's "
+        "images beyond samples_per_class teach the new classes apart, not old from new)")
     replay_min_confidence: float = Field(
         0.0, ge=0, lt=1, description="with ledger_labels: a regenerated sample is rehearsed only "
         "if the classifier frozen before the task gives its ledger class at least this "

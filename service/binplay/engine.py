@@ -183,6 +183,7 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
             n_past = n_past if past is not None else 0
             m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=current.images,
                                      labels=current.labels, reconstructed=current.reconstructed,
+                                     unmemorised=current.unmemorised,
                                      cfg=cfg.classifier,
                                      seen=run.seen(include_current=True), past=past,
                                      n_past=run.local(n_past), gen=gen, steps=steps,

@@ -32,6 +32,7 @@ class CurrentInputs(NamedTuple):
     labels: torch.Tensor
     rows: int
     reconstructed: int = 0  # the first rows are decoder reconstructions, the rest real images
+    unmemorised: int = 0  # the last rows: real images beyond autoencoder.samples_per_class
 
 
 @dataclass(frozen=True)

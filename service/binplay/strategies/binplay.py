@@ -168,7 +168,7 @@ class BinPlayStrategy(Strategy):
         reconstructed = sum(len(x) for x, _ in parts[:copies]) if c.ae_processed_inputs else 0
         parts.append(run.unmemorised)
         return CurrentInputs(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows,
-                             reconstructed)
+                             reconstructed, len(run.unmemorised[0]))
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """Regenerations by the decoder just trained (frozen for this phase), labelled by the

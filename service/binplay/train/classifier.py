@@ -85,19 +85,25 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
     return F.kl_div(student, teacher, reduction="batchmean") * t * t
 
 
+def asymmetric_from(cfg: ClassifierConfig, inputs: int, reconstructed: int, unmemorised: int) -> int:
+    """The first input row whose cross-entropy scores the new classes only: every row
+    (``new``), the real images after the leading reconstructions (``new_on_real``), or the
+    trailing unmemorised images (``new_on_unmemorised``); ``inputs`` (none) for ``seen``."""
+    return {"seen": inputs, "new": 0, "new_on_real": reconstructed,
+            "new_on_unmemorised": inputs - unmemorised}[cfg.current_loss_classes]
+
+
 def current_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
                  cfg: ClassifierConfig, seen: torch.Tensor, old: torch.Tensor | None,
-                 reconstructed: int) -> torch.Tensor:
-    """Cross-entropy of the current samples (input ``rows``; the first ``reconstructed``
-    inputs are reconstructions) over every seen class, or with ``current_loss_classes``
-    (ER-ACE, Caccia et al. 2022) over the task's new classes only: for every sample
-    (``new``) or for the real images only (``new_on_real``). A sample scored on the new
-    classes alone teaches new-vs-new and never pushes an old class's logit down."""
+                 first_asymmetric: int) -> torch.Tensor:
+    """Cross-entropy of the current samples (input ``rows``) over every seen class, or with
+    ``current_loss_classes`` (ER-ACE, Caccia et al. 2022) over the task's new classes only
+    for the inputs from ``first_asymmetric`` on (see ``asymmetric_from``). A sample scored
+    on the new classes alone teaches new-vs-new and never pushes an old class's logit down."""
     over_seen = masked_logits(logits, seen)
     if cfg.current_loss_classes == "seen" or old is None or not old.any():
         return F.cross_entropy(over_seen, labels)
-    asymmetric = (torch.ones_like(rows, dtype=torch.bool) if cfg.current_loss_classes == "new"
-                  else rows >= reconstructed).to(logits.device)
+    asymmetric = (rows >= first_asymmetric).to(logits.device)
     over_new = masked_logits(logits, seen & ~old)
     return F.cross_entropy(torch.where(asymmetric[:, None], over_new, over_seen), labels)
 
@@ -106,7 +112,8 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
                      labels: torch.Tensor, cfg: ClassifierConfig, seen: torch.Tensor,
                      past: PastBatch | None, n_past: int, gen: torch.Generator,
                      steps: int, batch: int, teacher: nn.Module | None = None,
-                     old: torch.Tensor | None = None, reconstructed: int = 0) -> dict[str, float]:
+                     old: torch.Tensor | None = None, reconstructed: int = 0,
+                     unmemorised: int = 0) -> dict[str, float]:
     """One epoch; ``batch`` current and ``n_past`` past samples per step (this worker).
 
     ``past(step, gen)`` gives the step's ``n_past`` past images and their target
@@ -116,9 +123,11 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
     ``old`` (the mask of the classes before it), ``cfg.distill_current`` weighs a
     distillation term on the current inputs, and ``cfg.current_loss_classes`` may keep the
     current samples' cross-entropy to the classes ``seen`` has beyond ``old``
-    (``reconstructed``: how many leading inputs are reconstructions, not real images).
+    (``reconstructed``: how many leading inputs are reconstructions, not real images;
+    ``unmemorised``: how many trailing ones are real images beyond the memorised samples).
     """
     distill = cfg.distill_current if teacher is not None and old is not None and old.any() else 0.0
+    first_asymmetric = asymmetric_from(cfg, len(inputs), reconstructed, unmemorised)
     if distill:
         teacher.eval()
     order = torch.randperm(len(inputs), generator=gen)
@@ -133,7 +142,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             x = torch.cat([x, past_x.to(x.device)])
         raw = model(x)
         logits = masked_logits(raw, seen)
-        current = current_loss(raw[:b], y, rows, cfg, seen, old, reconstructed)
+        current = current_loss(raw[:b], y, rows, cfg, seen, old, first_asymmetric)
         loss = current
         past_loss = torch.zeros(())
         if past_x is not None:
