@@ -19,7 +19,7 @@ from binplay.metrics import confusion_matrix, most_confused
 from binplay.models.build import build_models
 from binplay.replay import decode_indices
 from binplay.state import STATE_FILE, StateError, load_state
-from binplay.train.classifier import class_mask, masked_logits
+from binplay.train.classifier import class_mask, masked_logits, predict
 
 
 def resolve_state_path(path: str | Path) -> Path:
@@ -89,7 +89,7 @@ class SavedRun:
         rows, truth, predicted = {}, [], []
         for rec in self.ledger.tasks:
             _, images, labels = read_shards(manifest.tasks[rec.task_id].test)
-            pred = self.predict(images.to(self.device).float() / 255, seen)
+            pred = predict(self.models["classifier"], images.to(self.device).float() / 255, seen).cpu()
             rows[rec.task_id] = 100.0 * float((pred == labels).sum()) / max(1, len(labels))
             truth += labels.tolist()
             predicted += pred.tolist()
@@ -97,11 +97,3 @@ class SavedRun:
         return {"checkpoint": str(self.path), "accuracy_per_task": rows,
                 "average_accuracy": sum(rows.values()) / len(rows), "tasks_learnt": len(rows),
                 "confusion": confusion, "most_confused": most_confused(confusion)}
-
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor, seen: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-        """The classifier's labels (on the CPU) for images in [0, 1], over the ``seen`` classes."""
-        classifier = self.models["classifier"].eval()
-        parts = [masked_logits(classifier(images[s:s + batch]), seen).argmax(dim=1).cpu()
-                 for s in range(0, len(images), batch)]
-        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)

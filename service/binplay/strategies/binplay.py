@@ -151,6 +151,7 @@ class BinPlayStrategy(Strategy):
         or both."""
         c = self.cfg.classifier
         parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        reconstructed = 0  # leading rows that are reconstructions
         if c.ae_processed_inputs:
             decoder = run.models["decoder"]
             decoder.eval()
@@ -160,12 +161,12 @@ class BinPlayStrategy(Strategy):
             copies = reconstruction_copies(c.reconstructed_share, run.shards.size,
                                            run.shards.size + run.shards.unmemorised)
             parts += [(out, run.labels)] * copies
+            reconstructed = copies * len(out)
         if not c.ae_processed_inputs or c.mix_real_inputs:
             parts.append((run.images, run.labels))
         # Global rows (every rank takes the same steps); the unmemorised part is empty unless
         # classifier.unmemorised_inputs.
         rows = len(parts) * run.shards.size + run.shards.unmemorised
-        reconstructed = sum(len(x) for x, _ in parts[:copies]) if c.ae_processed_inputs else 0
         parts.append(run.unmemorised)
         return CurrentInputs(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows,
                              reconstructed, len(run.unmemorised[0]))

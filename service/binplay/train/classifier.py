@@ -93,18 +93,17 @@ def asymmetric_from(cfg: ClassifierConfig, inputs: int, reconstructed: int, unme
             "new_on_unmemorised": inputs - unmemorised}[cfg.current_loss_classes]
 
 
-def current_loss(logits: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
-                 cfg: ClassifierConfig, seen: torch.Tensor, old: torch.Tensor | None,
-                 first_asymmetric: int) -> torch.Tensor:
-    """Cross-entropy of the current samples (input ``rows``) over every seen class, or with
-    ``current_loss_classes`` (ER-ACE, Caccia et al. 2022) over the task's new classes only
-    for the inputs from ``first_asymmetric`` on (see ``asymmetric_from``). A sample scored
-    on the new classes alone teaches new-vs-new and never pushes an old class's logit down."""
-    over_seen = masked_logits(logits, seen)
+def current_loss(over_seen: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor,
+                 cfg: ClassifierConfig, old: torch.Tensor | None, first_asymmetric: int) -> torch.Tensor:
+    """Cross-entropy of the current samples (input ``rows``; logits already masked to the
+    seen classes) over every seen class, or with ``current_loss_classes`` (ER-ACE, Caccia
+    et al. 2022) over the task's new classes only for the inputs from ``first_asymmetric``
+    on (see ``asymmetric_from``). A sample scored on the new classes alone teaches
+    new-vs-new and never pushes an old class's logit down."""
     if cfg.current_loss_classes == "seen" or old is None or not old.any():
         return F.cross_entropy(over_seen, labels)
-    asymmetric = (rows >= first_asymmetric).to(logits.device)
-    over_new = masked_logits(logits, seen & ~old)
+    asymmetric = (rows >= first_asymmetric).to(over_seen.device)
+    over_new = masked_logits(over_seen, ~old)
     return F.cross_entropy(torch.where(asymmetric[:, None], over_new, over_seen), labels)
 
 
@@ -142,7 +141,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             x = torch.cat([x, past_x.to(x.device)])
         raw = model(x)
         logits = masked_logits(raw, seen)
-        current = current_loss(raw[:b], y, rows, cfg, seen, old, first_asymmetric)
+        current = current_loss(logits[:b], y, rows, cfg, old, first_asymmetric)
         loss = current
         past_loss = torch.zeros(())
         if past_x is not None:
@@ -162,14 +161,18 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
 
 
 @torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, seen: torch.Tensor, batch: int = 1024) -> torch.Tensor:
+    """Top-1 labels over the classes seen so far, in eval mode (the model's mode is kept)."""
+    was_training = model.training
+    model.eval()
+    parts = [masked_logits(model(images[s:s + batch]), seen).argmax(dim=1)
+             for s in range(0, len(images), batch)]
+    model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long, device=images.device)
+
+
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor,
              batch: int = 1024) -> float:
     """Top-1 accuracy (percent) over the classes seen so far."""
-    was_training = model.training
-    model.eval()
-    correct = 0
-    for s in range(0, len(images), batch):
-        pred = masked_logits(model(images[s:s + batch]), seen).argmax(dim=1)
-        correct += int((pred == labels[s:s + batch]).sum())
-    model.train(was_training)
+    correct = int((predict(model, images, seen, batch) == labels).sum())
     return 100.0 * correct / max(1, len(images))
