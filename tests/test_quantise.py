@@ -3,6 +3,8 @@ regenerates the past; the mlp decoder preset builds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from test_engine import _run
@@ -142,16 +144,19 @@ def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monke
     assert memory.kind == "decoder (int8)" and memory.bytes == packed_bytes(packed[1])
 
 
-def test_memory_mb_sizes_the_mlp_decoder_by_its_stored_bytes(tiny):
-    from binplay.compare import width_for_budget
+def test_memory_mb_sizes_the_mlp_decoder_by_its_hidden_layer_in_stored_bytes(tiny):
+    from binplay.compare import run_config, size_for_budget
 
-    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
+    cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=512", "autoencoder.channels=16",
                "autoencoder.store=int8", "stream.image_shape=[1,28,28]")
     budget = int(0.2 * MB)
-    width = width_for_budget(cfg, budget)
+    field, hidden = size_for_budget(cfg, budget)
 
-    def at(w: int) -> int:
+    def at(h: int) -> int:
         return binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
-            update={"width": w})}), SHAPE)
+            update={"hidden": h})}), SHAPE)
 
-    assert at(width) <= budget < at(width + 1)
+    assert field == "hidden" and at(hidden) <= budget < at(hidden + 1)
+    assert hidden < 512  # the preset's own hidden layer would not fit: sizing shrank it
+    sized = run_config(cfg.model_dump(mode="json"), "binplay", 0, 0.2, Path("runs"))
+    assert sized.autoencoder.hidden == hidden and sized.autoencoder.width == cfg.autoencoder.width

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_engine import _run
 
-from binplay.compare import width_for_budget
+from binplay.compare import size_for_budget
 from binplay.config import load_config
 from binplay.models.build import MB, binplay_decoder_bytes
 from binplay.runner import train
@@ -74,15 +74,15 @@ def test_dgr_generator_within_budget(tiny, tmp_path):
     assert "generator" in state["models"] and len(state["history"]["accuracy"]) == 2
 
 
-def test_width_for_budget_is_the_widest_that_fits(tiny):
+def test_size_for_budget_is_the_widest_compact_decoder_that_fits(tiny):
     cfg = tiny("stream.image_shape=[1,28,28]")
     for mb in (0.1, 0.5, 2.0):
-        width = width_for_budget(cfg, int(mb * MB))
+        field, width = size_for_budget(cfg, int(mb * MB))
         fits = binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
             update={"width": width})}), (1, 28, 28))
         wider = binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
             update={"width": width + 1})}), (1, 28, 28))
-        assert fits <= mb * MB < wider
+        assert field == "width" and fits <= mb * MB < wider
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ Runs live under ``<output>/runs/<strategy>-<memory>-s<seed>``, so re-running a c
 skips the runs that finished (their report.json is read back) and resumes the one that
 was interrupted. Equal memory: at each size, the ER buffer holds that many bytes of
 uint8 images and labels, the DGR VAE decoder that many fp32 bytes, and the BinPlay
-decoder is the widest decoder of its preset (compact or mlp) whose stored bytes
-(``autoencoder.store``) fit (``autoencoder.width``); ``auto`` is the base config's
-BinPlay decoder as stored.
+decoder is the largest decoder of its preset whose stored bytes (``autoencoder.store``)
+fit (compact: ``autoencoder.width``; mlp: ``autoencoder.hidden``); ``auto`` is the base
+config's BinPlay decoder as stored.
 """
 
 from __future__ import annotations
@@ -31,15 +31,23 @@ def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
     return cfg.stream.image_shape
 
 
-def width_for_budget(cfg: BinPlayConfig, budget: int) -> int:
-    """The widest BinPlay decoder of the config's preset whose stored bytes fit ``budget``."""
-    if cfg.autoencoder.preset == "paper":
-        raise ConfigError("--memory-mb: only the compact and mlp autoencoders are sized by width")
+# The field that sizes each preset's decoder: the compact decoder grows with its base
+# channel count; the mlp decoder's bytes are ~97% its hidden -> feature-map layer, so its
+# width alone could not bring it under ~3 MB.
+SIZED_FIELD = {"compact": "width", "mlp": "hidden"}
+
+
+def size_for_budget(cfg: BinPlayConfig, budget: int) -> tuple[str, int]:
+    """(field, value): the largest BinPlay decoder of the config's preset whose stored bytes
+    (``autoencoder.store``) fit ``budget``, sized by ``SIZED_FIELD[preset]``."""
+    field = SIZED_FIELD.get(cfg.autoencoder.preset)
+    if field is None:
+        raise ConfigError("--memory-mb: only the compact and mlp autoencoders are sized by memory")
     shape = image_shape(cfg)
 
-    def size(width: int) -> int:
+    def size(value: int) -> int:
         sized = cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
-            update={"width": width})})
+            update={field: value})})
         return binplay_decoder_bytes(sized, shape)
 
     if size(2) > budget:
@@ -50,7 +58,7 @@ def width_for_budget(cfg: BinPlayConfig, budget: int) -> int:
     while high - low > 1:  # size(low) fits, size(high) does not
         mid = (low + high) // 2
         low, high = (mid, high) if size(mid) <= budget else (low, mid)
-    return low
+    return field, low
 
 
 def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float | None,
@@ -62,7 +70,8 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
         sets += [f"er.memory_mb={memory_mb}", f"dgr.memory_mb={memory_mb}"]
     cfg = config_from_dict(base, sets, source="compare")
     if memory_mb is not None and strategy == "binplay":
-        cfg.autoencoder.width = width_for_budget(cfg, int(memory_mb * MB))
+        field, value = size_for_budget(cfg, int(memory_mb * MB))
+        setattr(cfg.autoencoder, field, value)
     return cfg
 
 
