@@ -28,20 +28,21 @@ def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in module.state_dict().items() if v.dtype.is_floating_point}
 
 
-@pytest.mark.parametrize("store", ["int8", "bf16"])
+@pytest.mark.parametrize("store", ["int8", "int4", "bf16"])
 def test_pack_unpack_reproduces_the_stored_decoder_exactly(store):
     decoder = _decoder()
     packed = store_(decoder, store)
     values = unpack(packed)
     for name, t in _weights(decoder).items():
         assert torch.equal(values[name], t), name  # the stored bytes alone give the weights
-    if store == "int8":
+    if store in ("int8", "int4"):
+        kind = {"int8": torch.int8, "int4": torch.uint8}[store]
         assert {t.dtype for k, t in packed.items() if k.endswith("weight") and t.dim() > 1} \
-            == {torch.int8}
-        # Storing again keeps the same int8 values (scales may move by an ulp at most).
+            == {kind}
+        # Storing again keeps the same integer values (scales may move by an ulp at most).
         again = pack(decoder, store)
         for name, t in packed.items():
-            if t.dtype == torch.int8:
+            if t.dtype == kind:
                 assert torch.equal(again[name], t), name
                 assert torch.allclose(again[name + quantise.SCALE], packed[name + quantise.SCALE],
                                       rtol=1e-6, atol=0)
@@ -61,6 +62,38 @@ def test_int8_is_per_output_channel_and_close():
             assert (after - w).abs().max() <= w.abs().max() / 127 / 2 + 1e-7
         else:
             assert torch.equal(after, w)  # biases, norm parameters, running stats: fp32
+
+
+def test_int4_is_grouped_per_output_channel_and_close():
+    decoder = _decoder()
+    before = _weights(decoder)
+    packed = store_(decoder, "int4")
+    # fc.2 is Linear(32 -> 16*7*7): 784 output channels, 32 inputs = one padded group each;
+    # deconvs.0 is ConvTranspose2d(16 -> 8, 4x4): 8 output channels (dim 1) of 16*16 inputs.
+    assert packed["fc.2.weight" + quantise.SCALE].shape == (784, 1)
+    assert packed["deconvs.0.weight" + quantise.SCALE].shape == (8, 16 * 16 // quantise.INT4_GROUP)
+    assert packed["fc.2.weight"].numel() == 784 * quantise.INT4_GROUP // 2  # two values a byte
+    for name, w in before.items():
+        after = decoder.state_dict()[name]
+        if w.dim() > 1:
+            assert not torch.equal(after, w)
+            assert (after - w).abs().max() <= 1.01 * w.abs().max() / quantise.INT4_MAX / 2 + 1e-6
+            assert torch.unique(after).numel() > 2 * quantise.INT4_MAX + 1  # a scale per group
+        else:
+            assert torch.equal(after, w)
+
+
+def test_int4_round_trips_every_layout():
+    torch.manual_seed(0)
+    for shape, dim in [((5, 130), 0), ((3, 7, 4, 4), 1), ((6, 2, 3, 3), 0)]:
+        w = torch.randn(shape)
+        nibbles, scale, layout = quantise.quantise_int4(w, dim)
+        back = quantise.dequantise_int4(nibbles, scale, layout)
+        assert back.shape == w.shape
+        groups = scale.float().repeat_interleave(quantise.INT4_GROUP, dim=1)
+        bound = groups.max().item() / 2 + 1e-6
+        assert (back - w).abs().max() <= bound
+        assert torch.equal(quantise.dequantise_int4(*quantise.quantise_int4(back, dim)), back)
 
 
 def test_fp32_store_is_a_no_op_and_keeps_todays_count():
@@ -84,10 +117,20 @@ def test_int8_bytes_are_a_quarter_of_fp32_weights_plus_scales_and_fp32_rest():
     expected = weights + 4 * (scales + rest + buffers)
     assert stored_bytes(decoder, "int8") == expected == packed_bytes(pack(decoder, "int8"))
     assert stored_bytes(decoder, "bf16") == 2 * weights + 4 * (rest + buffers)
+    int4 = 4 * (rest + buffers)
+    for m in decoder.modules():
+        for p in m.parameters(recurse=False):
+            if p.dim() > 1:
+                out = p.shape[1] if isinstance(m, nn.ConvTranspose2d) else p.shape[0]
+                groups = -(-p.numel() // out // quantise.INT4_GROUP)
+                # nibbles + fp16 scales + the int32 layout [dim, *shape]
+                int4 += out * groups * (quantise.INT4_GROUP // 2 + 2) + 4 * (p.dim() + 1)
+    assert stored_bytes(decoder, "int4") == int4
     # The prototype's 512/128 decoder at 28x28 with 138 code bits: 3.31 MB stored.
     big = build_autoencoder("mlp", SHAPE, 138, width=64, hidden=512, channels=128)[1]
     assert abs(stored_bytes(big, "int8") / MB - 3.31) < 0.01
     assert stored_bytes(big, "int8") < 0.27 * fp32_bytes(big)
+    assert stored_bytes(big, "int4") < 0.54 * stored_bytes(big, "int8")
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
@@ -110,9 +153,10 @@ def test_auto_budget_is_binplay_stored_bytes(tiny):
     assert stored < 0.4 * budget_bytes("auto", fp32, SHAPE)
 
 
-def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monkeypatch):
-    """Train two tasks with an int8 decoder: the frozen copy that regenerates task 1 in
-    task 2 equals unpack() of what was packed at the end of task 1's decoder phase."""
+@pytest.mark.parametrize("store", ["int8", "int4"])
+def test_frozen_decoder_of_the_next_task_is_the_stored_one(store, tiny, tmp_path, monkeypatch):
+    """Train two tasks with an int8 (int4) decoder: the frozen copy that regenerates task 1
+    in task 2 equals unpack() of what was packed at the end of task 1's decoder phase."""
     packed: list[dict[str, torch.Tensor]] = []
     frozen: list[dict[str, torch.Tensor]] = []
     real_store, real_begin = quantise.store_, BinPlayStrategy.begin_task
@@ -129,8 +173,8 @@ def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monke
     monkeypatch.setattr("binplay.strategies.binplay.store_", recording_store)
     monkeypatch.setattr(BinPlayStrategy, "begin_task", recording_begin)
     cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
-               "autoencoder.store=int8", "autoencoder.decoder_epochs=2", "classifier.epochs=1")
-    state = _run(cfg, tmp_path / "int8")
+               f"autoencoder.store={store}", "autoencoder.decoder_epochs=2", "classifier.epochs=1")
+    state = _run(cfg, tmp_path / store)
     assert len(packed) == 2  # once per task, not again at end_task
     values = unpack(packed[0])
     assert frozen and set(frozen[0]) == set(values)
@@ -141,7 +185,7 @@ def test_frozen_decoder_of_the_next_task_is_the_stored_one(tiny, tmp_path, monke
         if name in final:
             assert torch.equal(t, final[name]), name  # the checkpoint holds the stored decoder
     memory = BinPlayStrategy(cfg).memory({"decoder": autoencoder_for(cfg, SHAPE)[1]}, state, SHAPE)
-    assert memory.kind == "decoder (int8)" and memory.bytes == packed_bytes(packed[1])
+    assert memory.kind == f"decoder ({store})" and memory.bytes == packed_bytes(packed[1])
 
 
 def test_memory_mb_sizes_the_mlp_decoder_by_its_hidden_layer_in_stored_bytes(tiny):

@@ -106,11 +106,12 @@ class AutoencoderConfig(_Strict):
     hidden: int = Field(512, gt=0, description="mlp preset: width of the decoder's hidden FC layer")
     channels: int = Field(
         128, gt=0, description="mlp preset: channels of the decoder's (H/4, W/4) feature map")
-    store: Literal["fp32", "bf16", "int8"] = Field(
+    store: Literal["fp32", "bf16", "int8", "int4"] = Field(
         "fp32", description="precision the decoder is kept in between tasks. Its weights are "
         "quantised in place once the task's decoder training ends, so the frozen copy that "
         "regenerates the past IS what is stored; int8: symmetric per output channel, fp32 "
-        "scales; biases and norm parameters stay fp32. Memory and `memory_mb: auto` count "
+        "scales; int4: symmetric per output channel and group of 64 inputs, fp16 scales, two "
+        "values a byte; biases and norm parameters stay fp32. Memory and `memory_mb: auto` count "
         "these stored bytes")
     warmup_epochs: int = Field(2, ge=0)
     assignment_epochs: int = Field(4, ge=1)

@@ -1,4 +1,4 @@
-"""The decoder as stored between tasks: fp32, bf16 or int8 (lever 6 of issue 14).
+"""The decoder as stored between tasks: fp32, bf16, int8 or int4 (lever 6 of issue 14).
 
 BinPlay's memory is its decoder, so what counts is the bytes it is kept in. ``pack``
 turns a decoder into the tensors that would be written (int8: the weight matrices and
@@ -8,6 +8,12 @@ fp32 in both, as the prototype ``benchmarks/levers_prototype.py`` counted them);
 ``unpack`` gives back the fp32 values a decoder computes with. ``store_`` replaces a
 decoder's weights in place by ``unpack(pack(...))``, so the frozen copy that regenerates
 past samples in the next task computes with exactly what the stored bytes hold.
+
+int4 (beyond lever 6, which asked for int8): symmetric values in [-7, 7], two to a byte,
+with one fp16 scale per output channel and group of ``INT4_GROUP`` consecutive inputs
+(one scale per output channel over 512+ inputs is too coarse at 4 bits; the groups cost
+2 bytes per 64 weights, 6% on top of the 32 they save). A small int32 tensor records the
+weight's shape and channel dimension, and is counted like every other stored byte.
 
 fp32 is today's accounting: parameters only, at 4 bytes (``fp32_bytes``), so the
 equal-memory yardstick of earlier results does not move; nothing is changed in place.
@@ -20,9 +26,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-StoreKind = Literal["fp32", "bf16", "int8"]
-SCALE = ".scale"  # suffix of an int8 weight's per-channel scales in a packed dict
+StoreKind = Literal["fp32", "bf16", "int8", "int4"]
+SCALE = ".scale"  # suffix of an int8 weight's per-channel (int4: per-group) scales
+LAYOUT = ".layout"  # suffix of an int4 weight's [channel dim, *shape]
 INT8_MAX = 127  # symmetric range [-127, 127]: zero is exact and no sign asymmetry
+INT4_MAX = 7  # symmetric [-7, 7], stored offset by 8 as a nibble
+INT4_GROUP = 64  # consecutive inputs of one output channel sharing an int4 scale
 TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
@@ -56,6 +65,32 @@ def quantise_int8(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.T
     return q, scale
 
 
+def quantise_int4(weight: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Symmetric int4 per output channel (``dim``) and group of ``INT4_GROUP`` inputs:
+    (uint8 of two nibbles each, fp16 scales (out, groups), int32 layout [dim, *shape])."""
+    rows = weight.detach().float().movedim(dim, 0)
+    rows = rows.reshape(rows.shape[0], -1)
+    rows = torch.nn.functional.pad(rows, (0, -rows.shape[1] % INT4_GROUP))
+    groups = rows.reshape(rows.shape[0], -1, INT4_GROUP)
+    tiny = torch.finfo(torch.float16).tiny  # keep an all-zero group's scale non-zero
+    scale = (groups.abs().amax(-1, keepdim=True) / INT4_MAX).to(torch.float16).clamp_min(tiny)
+    q = (torch.round(groups / scale.float()).clamp(-INT4_MAX, INT4_MAX) + 8).to(torch.uint8)
+    q = q.reshape(rows.shape[0], -1)  # even length: INT4_GROUP is even
+    nibbles = q[:, 0::2] | (q[:, 1::2] << 4)
+    layout = torch.tensor([dim, *weight.shape], dtype=torch.int32)
+    return nibbles, scale.squeeze(-1), layout
+
+
+def dequantise_int4(nibbles: torch.Tensor, scale: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
+    dim, *shape = layout.tolist()
+    q = torch.stack([nibbles & 15, nibbles >> 4], dim=-1).reshape(nibbles.shape[0], -1)
+    groups = (q.float() - 8).reshape(q.shape[0], -1, INT4_GROUP) * scale.float().unsqueeze(-1)
+    moved = [shape[dim], *(n for i, n in enumerate(shape) if i != dim)]
+    inputs = groups.numel() // moved[0]
+    flat = groups.reshape(moved[0], inputs)[:, :torch.Size(moved[1:]).numel()]
+    return flat.reshape(moved).movedim(0, dim).contiguous()
+
+
 def pack(module: nn.Module, store: StoreKind) -> dict[str, torch.Tensor]:
     """The tensors that keep ``module`` at ``store`` precision, keyed by state-dict name."""
     dims = _channel_dims(module) if store != "fp32" else {}
@@ -66,6 +101,8 @@ def pack(module: nn.Module, store: StoreKind) -> dict[str, torch.Tensor]:
             packed[name] = w.float().clone()
         elif store == "bf16":
             packed[name] = w.to(torch.bfloat16)
+        elif store == "int4":
+            packed[name], packed[name + SCALE], packed[name + LAYOUT] = quantise_int4(w, dims[name])
         else:
             packed[name], packed[name + SCALE] = quantise_int8(w, dims[name])
     if store != "fp32":  # fp32 keeps today's count: parameters only
@@ -79,9 +116,11 @@ def unpack(packed: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """fp32 tensors a decoder computes with, from what ``pack`` wrote."""
     out: dict[str, torch.Tensor] = {}
     for name, t in packed.items():
-        if name.endswith(SCALE):
+        if name.endswith((SCALE, LAYOUT)):
             continue
-        if t.dtype == torch.int8:
+        if t.dtype == torch.uint8:
+            out[name] = dequantise_int4(t, packed[name + SCALE], packed[name + LAYOUT])
+        elif t.dtype == torch.int8:
             out[name] = t.float() * packed[name + SCALE]
         else:
             out[name] = t.float()
