@@ -59,7 +59,7 @@ def test_overrides_apply_with_yaml_types():
     ("codes.primes=[3,4]", "codes.primes"),
     ("stream.tasks=[[0,1],[1,2]]", "stream"),
     ("autoencoder.preset=huge", "autoencoder.preset"),
-    ("autoencoder.store=int4", "autoencoder.store"),
+    ("autoencoder.store=int2", "autoencoder.store"),
     ("autoencoder.hidden=0", "autoencoder.hidden"),
 ])
 def test_bad_overrides_name_the_field(override, field):
@@ -119,7 +119,7 @@ def test_cpu_presets_name_every_switch_beyond_the_paper(name):
                    "task_bits: 0"):
         line = next(line for line in text.splitlines() if switch in line)
         assert "BEYOND-PAPER" in line, line
-    for switch in ("ledger_labels: true", "preset: mlp", "store: int8", "store: bf16",
+    for switch in ("ledger_labels: true", "preset: mlp", "store: int8", "store: int4", "store: bf16",
                    "mix_real_inputs: true", "unmemorised_inputs: true", "distill_current:",
                    "reconstructed_share:", "current_loss_classes: new"):
         for line in (line for line in text.splitlines() if switch in line):  # where used
