@@ -12,7 +12,7 @@ past samples in the next task computes with exactly what the stored bytes hold.
 int4 (beyond lever 6, which asked for int8): symmetric values in [-7, 7], two to a byte,
 with one fp16 scale per output channel and group of ``INT4_GROUP`` consecutive inputs
 (one scale per output channel over 512+ inputs is too coarse at 4 bits; the groups cost
-2 bytes per 64 weights, 6% on top of the 32 they save). A small int32 tensor records the
+2 bytes per 64 weights, 6% on top of their 32 bytes of nibbles). A small int32 tensor records the
 weight's shape and channel dimension, and is counted like every other stored byte.
 
 fp32 is today's accounting: parameters only, at 4 bytes (``fp32_bytes``), so the
