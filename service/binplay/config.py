@@ -173,7 +173,8 @@ class ClassifierConfig(_Strict):
         "new images never push old logits down and the replay alone draws the old/new "
         "boundary); or only the new ones for real images while reconstructions keep every "
         "class (new_on_real: sharp images stop teaching 'sharp = new', the decoded ones, like "
-        "the regenerated past, still set the old/new boundary); or only the new ones for the "
+        "the regenerated past, still set the old/new boundary; with no reconstructions among "
+        "the current inputs, as for er/finetune/joint, every seen class); or only the new ones for the "
         "unmemorised images (new_on_unmemorised, with classifier.unmemorised_inputs: the task's "
         "images beyond samples_per_class teach the new classes apart, not old from new)")
     replay_min_confidence: float = Field(

@@ -88,7 +88,14 @@ def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor,
 def asymmetric_from(cfg: ClassifierConfig, inputs: int, reconstructed: int, unmemorised: int) -> int:
     """The first input row whose cross-entropy scores the new classes only: every row
     (``new``), the real images after the leading reconstructions (``new_on_real``), or the
-    trailing unmemorised images (``new_on_unmemorised``); ``inputs`` (none) for ``seen``."""
+    trailing unmemorised images (``new_on_unmemorised``); ``inputs`` (none) for ``seen``.
+
+    ``new_on_real`` needs reconstructions to keep every class: where the current inputs
+    are all real (ER, fine-tuning, joint, BinPlay without ``ae_processed_inputs``) it
+    scores every seen class, since the new classes alone on every current image is
+    ``new`` (ER-ACE), which starves the newest task (docs/RESULTS.md, stop 13)."""
+    if cfg.current_loss_classes == "new_on_real" and reconstructed == 0:
+        return inputs
     return {"seen": inputs, "new": 0, "new_on_real": reconstructed,
             "new_on_unmemorised": inputs - unmemorised}[cfg.current_loss_classes]
 
