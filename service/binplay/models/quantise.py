@@ -86,8 +86,7 @@ def dequantise_int4(nibbles: torch.Tensor, scale: torch.Tensor, layout: torch.Te
     q = torch.stack([nibbles & 15, nibbles >> 4], dim=-1).reshape(nibbles.shape[0], -1)
     groups = (q.float() - 8).reshape(q.shape[0], -1, INT4_GROUP) * scale.float().unsqueeze(-1)
     moved = [shape[dim], *(n for i, n in enumerate(shape) if i != dim)]
-    inputs = groups.numel() // moved[0]
-    flat = groups.reshape(moved[0], inputs)[:, :torch.Size(moved[1:]).numel()]
+    flat = groups.reshape(moved[0], -1)[:, :torch.Size(moved[1:]).numel()]  # drop the padding
     return flat.reshape(moved).movedim(0, dim).contiguous()
 
 
