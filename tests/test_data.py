@@ -19,7 +19,8 @@ from conftest import MIRROR, png_bytes, require, synthetic_images, write_parquet
 @pytest.fixture(scope="module")
 def mnist_stream(tmp_path_factory):
     require(MIRROR / "MNIST" / "raw", "MNIST mirror")
-    cfg = load_config(None, ["stream.dataset=mnist", f"stream.data_root={MIRROR}"])
+    cfg = load_config(None, ["stream.dataset=mnist", f"stream.data_root={MIRROR}",
+                             "stream.val_fraction=0"])
     return build_stream(cfg, tmp_path_factory.mktemp("mnist_stream"))
 
 
@@ -45,7 +46,8 @@ def test_parquet_round_trip_is_lossless(mnist_stream):
 def test_indices_stable_across_builds(tmp_path):
     require(MIRROR / "MNIST" / "raw", "MNIST mirror")
     cfg = load_config(None, ["stream.dataset=mnist", f"stream.data_root={MIRROR}",
-                             "stream.train_per_class=30", "stream.test_per_class=10"])
+                             "stream.train_per_class=30", "stream.test_per_class=10",
+                             "stream.val_fraction=0"])
     a = build_stream(cfg, tmp_path / "a")
     b = build_stream(cfg, tmp_path / "b")
     assert [(t.first_index, t.last_index) for t in a.tasks] == \
@@ -190,7 +192,8 @@ def _counting_loads(monkeypatch) -> list[str]:
 def _user_stream_config(data, per_class):
     return load_config(None, ["stream.dataset=parquet", f"stream.path={data['train']}",
                               f"stream.test_path={data['test']}", "stream.tasks=[[0,1],[2,3]]",
-                              f"stream.train_per_class={per_class}", "stream.test_per_class=4"])
+                              f"stream.train_per_class={per_class}", "stream.test_per_class=4",
+                              "stream.val_fraction=0"])
 
 
 def test_complete_stream_is_reused(synthetic_data, tmp_path, monkeypatch):

@@ -110,13 +110,19 @@ def test_unreadable_state(tmp_path):
         load_state(tmp_path)
 
 
-# First-epoch loss of every phase of the tiny config, one torch thread (measured after the
-# replay seam drew each step's past indices from its own generator, issue 12; task 1 did
-# not move, it rehearses nothing). A silent change of the math moves them. The progress line prints 4
-# decimals; the tolerance covers float differences between CPUs.
-PINNED_FIRST_EPOCH_LOSS = {
-    (1, "warmup"): 0.1738, (1, "assign"): 37.3002, (1, "decoder"): 0.1601, (1, "classifier"): 0.3078,
-    (2, "warmup"): 0.1003, (2, "assign"): 38.3674, (2, "decoder"): 0.0587, (2, "classifier"): 1.1501,
+# First-epoch loss of every phase of the tiny config, one torch thread, and the relative
+# tolerance each holds across CPU kernels. Measured under ATEN_CPU_CAPABILITY=default, avx2
+# and avx512 (AMD EPYC, after issue 25's encoder reset): task 1's warm-up and assignment
+# start from fixed weights and agree to the printed digit everywhere, so they are pinned
+# tight; every later phase inherits trained weights, and float sums in another order move
+# it (task 1's classifier by 12% between default and avx2): each is pinned at the midpoint
+# of the measured values with twice their relative half-spread (at least 0.5%). A silent
+# change of the math moves task 1's first phases at once, the later ones past their band.
+PINNED_FIRST_EPOCH_LOSS = {  # (task, phase): (loss, relative tolerance)
+    (1, "warmup"): (0.1732, 2e-3), (1, "assign"): (36.8924, 2e-3),
+    (1, "decoder"): (0.16045, 0.005), (1, "classifier"): (0.3422, 0.12),
+    (2, "warmup"): (0.09315, 0.005), (2, "assign"): (36.7475, 0.009),
+    (2, "decoder"): (0.0543, 0.023), (2, "classifier"): (1.1312, 0.06),
 }
 
 
@@ -134,8 +140,8 @@ def test_first_epoch_losses_are_pinned(tiny, tmp_path):
     pattern = re.compile(r"task (\d)/2 \| (\w+)\s*\| epoch   1/\d+\s*\| loss ([\d.]+)")
     seen = {(int(m[1]), m[2]): float(m[3]) for m in map(pattern.search, lines) if m}
     assert seen.keys() == PINNED_FIRST_EPOCH_LOSS.keys()
-    for key, pinned in PINNED_FIRST_EPOCH_LOSS.items():
-        assert seen[key] == pytest.approx(pinned, rel=2e-3, abs=2e-4), key
+    for key, (pinned, rel) in PINNED_FIRST_EPOCH_LOSS.items():
+        assert seen[key] == pytest.approx(pinned, rel=rel, abs=2e-4), key
 
 
 def test_uri_run_resumes_from_its_published_checkpoint(tiny, tmp_path, capsys):

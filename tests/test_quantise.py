@@ -12,7 +12,8 @@ from torch import nn
 
 from binplay.models import quantise
 from binplay.models.autoencoder import build_autoencoder
-from binplay.models.build import MB, autoencoder_for, binplay_decoder_bytes, budget_bytes
+from binplay.memory import MB, binplay_carried_bytes, budget_bytes
+from binplay.models.build import autoencoder_for, binplay_decoder_bytes
 from binplay.models.quantise import fp32_bytes, pack, packed_bytes, store_, stored_bytes, unpack
 from binplay.strategies.binplay import BinPlayStrategy
 
@@ -142,14 +143,28 @@ def test_mlp_decoder_maps_codes_to_images(shape):
     assert [p.shape for p in encoder.parameters()] == [p.shape for p in compact_encoder.parameters()]
 
 
-def test_auto_budget_is_binplay_stored_bytes(tiny):
+def _int_buffer_bytes(module: torch.nn.Module) -> int:
+    return sum(b.numel() * b.element_size() for b in module.buffers() if not b.dtype.is_floating_point)
+
+
+def test_auto_budget_is_what_binplay_carries(tiny):
+    """auto = the decoder as stored (with its batch-norm counters), and the encoder only
+    where it is carried; every tensor at its stored size."""
     cfg = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16",
                "autoencoder.store=int8", "stream.image_shape=[1,28,28]")
-    stored = stored_bytes(autoencoder_for(cfg, SHAPE)[1], "int8")
-    assert binplay_decoder_bytes(cfg, SHAPE) == stored
-    assert budget_bytes("auto", cfg, SHAPE) == stored
+    encoder, decoder = autoencoder_for(cfg, SHAPE)
+    stored = stored_bytes(decoder, "int8") + _int_buffer_bytes(decoder)
+    assert binplay_decoder_bytes(cfg, SHAPE) == stored_bytes(decoder, "int8")
+    assert budget_bytes("auto", cfg, SHAPE) == binplay_carried_bytes(cfg, SHAPE) == stored
+    carry = cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+        update={"encoder_carry": True})})
+    encoder_bytes = sum(t.numel() * t.element_size() for t in encoder.state_dict().values())
+    assert budget_bytes("auto", carry, SHAPE) == stored + encoder_bytes
     fp32 = tiny("autoencoder.preset=mlp", "autoencoder.hidden=32", "autoencoder.channels=16")
-    assert budget_bytes("auto", fp32, SHAPE) == fp32_bytes(autoencoder_for(fp32, SHAPE)[1])
+    fp32_decoder = autoencoder_for(fp32, SHAPE)[1]
+    assert budget_bytes("auto", fp32, SHAPE) == sum(
+        t.numel() * t.element_size() for t in fp32_decoder.state_dict().values())
+    assert budget_bytes("auto", fp32, SHAPE) >= fp32_bytes(fp32_decoder)
     assert stored < 0.4 * budget_bytes("auto", fp32, SHAPE)
 
 
@@ -180,12 +195,16 @@ def test_frozen_decoder_of_the_next_task_is_the_stored_one(store, tiny, tmp_path
     assert frozen and set(frozen[0]) == set(values)
     for name, t in frozen[0].items():
         assert torch.equal(t, values[name]), name
-    final = unpack(packed[1])
-    for name, t in state["models"]["decoder"].items():
-        if name in final:
-            assert torch.equal(t, final[name]), name  # the checkpoint holds the stored decoder
-    memory = BinPlayStrategy(cfg).memory({"decoder": autoencoder_for(cfg, SHAPE)[1]}, state, SHAPE)
-    assert memory.kind == f"decoder ({store})" and memory.bytes == packed_bytes(packed[1])
+    carried = state["models"]["decoder"]  # the checkpoint holds the decoder as packed
+    decoder = autoencoder_for(cfg, SHAPE)[1]
+    params = dict(decoder.named_parameters())
+    for name, t in packed[1].items():
+        if name.split(".scale")[0].split(".layout")[0] in params:
+            assert torch.equal(carried[name], t), name
+    assert any(t.dtype in (torch.int8, torch.uint8) for t in carried.values())
+    memory = BinPlayStrategy(cfg).memory(state, SHAPE)
+    assert memory.kind == f"decoder ({store})"
+    assert memory.bytes == packed_bytes(packed[1]) + _int_buffer_bytes(decoder)
 
 
 def test_memory_mb_sizes_the_mlp_decoder_by_its_hidden_layer_in_stored_bytes(tiny):
@@ -197,7 +216,7 @@ def test_memory_mb_sizes_the_mlp_decoder_by_its_hidden_layer_in_stored_bytes(tin
     field, hidden = size_for_budget(cfg, budget)
 
     def at(h: int) -> int:
-        return binplay_decoder_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
+        return binplay_carried_bytes(cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
             update={"hidden": h})}), SHAPE)
 
     assert field == "hidden" and at(hidden) <= budget < at(hidden + 1)

@@ -56,8 +56,8 @@ def _state(cfg=None):
     state["optim"] = {"phase": "decoder", "state": opt.state_dict()}  # int keys, betas tuple
     state["mapping"] = [torch.arange(5)]
     state["ledger"] = {"tasks": [{"task_id": 0, "first_index": 1, "last_index": 5, "classes": [0, 1]}]}
-    state["probes"] = {0: {"code_index": [3, 1], "stream_index": [1, 2]}}
-    state["history"]["grids"].append(torch.zeros(3, 8, 8, dtype=torch.uint8))
+    state["measurement"]["probes"] = {0: {"code_index": [3, 1], "stream_index": [1, 2]}}
+    state["measurement"]["grids"].append(torch.zeros(3, 8, 8, dtype=torch.uint8))
     state["history"]["accuracy"].append([99.5])
     state["history"]["fidelity_psnr"].append([None, float("inf")])
     state["phase_metrics"] = [{"phase": "decoder", "epoch": 0, "loss": 0.25}]
@@ -69,10 +69,10 @@ def test_normal_state_round_trips(tmp_path):
     state = _state(cfg)
     save_state(state, tmp_path)
     back = load_state(tmp_path, cfg)
-    assert back["probes"] == {0: {"code_index": [3, 1], "stream_index": [1, 2]}}
+    assert back["measurement"]["probes"] == {0: {"code_index": [3, 1], "stream_index": [1, 2]}}
     assert back["ledger"] == state["ledger"] and back["config"] == state["config"]
     assert back["history"]["fidelity_psnr"] == [[None, float("inf")]]
-    grid = back["history"]["grids"][0]
+    grid = back["measurement"]["grids"][0]
     assert grid.dtype == torch.uint8 and grid.shape == (3, 8, 8)
     for key, value in state["models"]["decoder"].items():
         assert torch.equal(back["models"]["decoder"][key], value), key
@@ -109,7 +109,7 @@ def test_payload_is_live(tmp_path):
 
 def test_any_object_is_refused(tmp_path):
     state = _state()
-    state["probes"][0]["extra"] = Opaque()
+    state["measurement"]["probes"][0]["extra"] = Opaque()
     torch.save(state, tmp_path / "state.pt")
     with pytest.raises(StateError, match="objects other than plain data"):
         load_state(tmp_path)
@@ -124,12 +124,12 @@ def test_garbage_is_unreadable_not_unsafe(tmp_path):
 def test_save_turns_numpy_into_plain_data(tmp_path):
     state = _state()
     state["history"]["sign_agreement"].append(np.float64(0.75))
-    state["probes"][np.int64(1)] = {"code_index": np.arange(3)}
+    state["measurement"]["probes"][np.int64(1)] = {"code_index": np.arange(3)}
     save_state(state, tmp_path)
     back = load_state(tmp_path)
     assert back["history"]["sign_agreement"] == [0.75]
     assert type(back["history"]["sign_agreement"][0]) is float
-    assert torch.equal(back["probes"][1]["code_index"], torch.arange(3))
+    assert torch.equal(back["measurement"]["probes"][1]["code_index"], torch.arange(3))
 
 
 def test_save_refuses_an_object_naming_where_it_is(tmp_path):

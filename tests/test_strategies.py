@@ -68,7 +68,7 @@ def test_dgr_generator_within_budget(tiny, tmp_path):
     path = train(cfg)
     report = json.loads(open(path).read())
     assert report["memory_bytes"] <= 0.3 * MB
-    assert report["memory_kind"].startswith("VAE decoder")
+    assert report["memory_kind"].startswith("VAE, encoder and decoder")
     assert not report["stores_past_data"]
     state = _run(cfg, tmp_path / "dgr")
     assert "generator" in state["models"] and len(state["history"]["accuracy"]) == 2

@@ -6,6 +6,7 @@ import torch
 from binplay.strategies.vae import (
     VAE,
     build_vae,
+    carried_vae_bytes,
     decoder_bytes,
     frozen_copy,
     sample,
@@ -44,19 +45,21 @@ def _train(past_share: float, frozen: VAE | None, epochs: int = 6, width: int = 
 def test_decoder_is_the_largest_that_fits_the_budget(shape, megabytes):
     budget = int(megabytes * MIB)
     vae = build_vae(shape, budget)
-    assert decoder_bytes(vae) <= budget
-    assert decoder_bytes(VAE(shape, 32, vae.width + 1)) > budget  # one wider would not fit
+    assert carried_vae_bytes(vae) <= budget  # the whole VAE: DGR carries encoder and decoder
+    assert carried_vae_bytes(VAE(shape, 32, vae.width + 1)) > budget  # one wider would not fit
     assert decoder_bytes(vae) == 4 * sum(p.numel() for p in vae.decoder.parameters())
+    assert carried_vae_bytes(vae) > decoder_bytes(vae) + 4 * sum(
+        p.numel() for p in vae.encoder.parameters())  # and the batch-norm statistics
 
 
 def test_budget_equal_to_a_width_picks_that_width():
-    budget = decoder_bytes(VAE((1, 28, 28), 32, 50))
+    budget = carried_vae_bytes(VAE((1, 28, 28), 32, 50))
     assert build_vae((1, 28, 28), budget).width == 50
     assert build_vae((1, 28, 28), budget - 1).width == 49
 
 
 def test_too_small_budget_raises():
-    smallest = decoder_bytes(VAE((1, 28, 28), 32, 4))
+    smallest = carried_vae_bytes(VAE((1, 28, 28), 32, 4))
     assert build_vae((1, 28, 28), smallest).width == 4
     with pytest.raises(ValueError, match="budget"):
         build_vae((1, 28, 28), smallest - 1)

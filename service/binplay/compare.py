@@ -16,9 +16,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from binplay.config import BinPlayConfig, ConfigError, config_from_dict
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict, without_binplay_switches
 from binplay.data.sources import SHAPES
-from binplay.models.build import MB, binplay_decoder_bytes
+from binplay.memory import MB, binplay_carried_bytes
 
 SIZED_BY_MEMORY = ("binplay", "er", "dgr")
 
@@ -38,8 +38,9 @@ SIZED_FIELD = {"compact": "width", "mlp": "hidden"}
 
 
 def size_for_budget(cfg: BinPlayConfig, budget: int) -> tuple[str, int]:
-    """(field, value): the largest BinPlay decoder of the config's preset whose stored bytes
-    (``autoencoder.store``) fit ``budget``, sized by ``SIZED_FIELD[preset]``."""
+    """(field, value): the largest BinPlay decoder of the config's preset whose carried bytes
+    (``binplay.memory``: the decoder as stored, and the encoder where it is carried) fit
+    ``budget``, sized by ``SIZED_FIELD[preset]``."""
     field = SIZED_FIELD.get(cfg.autoencoder.preset)
     if field is None:
         raise ConfigError("--memory-mb: only the compact and mlp autoencoders are sized by memory")
@@ -48,7 +49,7 @@ def size_for_budget(cfg: BinPlayConfig, budget: int) -> tuple[str, int]:
     def size(value: int) -> int:
         sized = cfg.model_copy(update={"autoencoder": cfg.autoencoder.model_copy(
             update={field: value})})
-        return binplay_decoder_bytes(sized, shape)
+        return binplay_carried_bytes(sized, shape)
 
     if size(2) > budget:
         raise ConfigError(f"--memory-mb: {budget / MB:.2f} MB is below the smallest BinPlay decoder")
@@ -68,7 +69,10 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
             f"run.storage_path={runs_dir}"]
     if memory_mb is not None:
         sets += [f"er.memory_mb={memory_mb}", f"dgr.memory_mb={memory_mb}"]
-    cfg = config_from_dict(base, sets, source="compare")
+    # A baseline trains with its own settings: BinPlay's switches (reconstructions, ledger
+    # labels, distillation, ...) do not apply to it and would be refused.
+    tree = base if strategy == "binplay" else without_binplay_switches(base)
+    cfg = config_from_dict(tree, sets, source="compare")
     if memory_mb is not None and strategy == "binplay":
         field, value = size_for_budget(cfg, int(memory_mb * MB))
         setattr(cfg.autoencoder, field, value)
@@ -76,38 +80,66 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and sample standard deviation of the average accuracy per (strategy, memory)."""
+    """Mean and sample standard deviation of the average test and validation accuracy per
+    (strategy, memory); ``best_on_validation`` marks, at each memory setting, the strategy
+    with the highest mean validation accuracy (test accuracy never chooses)."""
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["strategy"], row["memory_setting"]), []).append(row)
     out = []
     for (strategy, setting), runs in groups.items():
         accs = [r["average_accuracy"] for r in runs]
+        vals = [r["val_average_accuracy"] for r in runs if r.get("val_average_accuracy") is not None]
         out.append({"strategy": strategy, "memory_setting": setting,
                     "memory_mb": statistics.mean(r["memory_mb"] for r in runs),
+                    "classifier_bytes": runs[0].get("classifier_bytes"),
                     "stores_past_data": runs[0]["stores_past_data"],
                     "mean": statistics.mean(accs),
                     "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "val_mean": statistics.mean(vals) if vals else None,
+                    "val_std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                     "seeds": [r["seed"] for r in runs],
                     "wall_seconds": sum(r["training_seconds"] for r in runs)})
+    for setting in {s["memory_setting"] for s in out}:
+        scored = [s for s in out if s["memory_setting"] == setting and s["val_mean"] is not None
+                  and s["strategy"] != "joint"]  # joint keeps all data: a bound, not a choice
+        best = max(scored, key=lambda s: s["val_mean"], default=None)
+        for s in out:
+            if s["memory_setting"] == setting:
+                s["best_on_validation"] = s is best
     return out
 
 
 def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset: str) -> str:
+    def val(mean: float | None, std: float) -> str:
+        return "-" if mean is None else f"{mean:.2f} +- {std:.2f}"
+
     lines = [f"# Strategies compared on {dataset}", "",
              "## Average accuracy after the last task (Table 2 layout; mean +- std over seeds)", "",
-             "| strategy | memory setting | accuracy % | seeds |", "|---|---|---|---|"]
+             "Validation accuracy (held-out training data) is what chooses; test accuracy is "
+             "reported. **best** marks, at each memory setting, the highest validation mean "
+             "(joint aside).", "",
+             "| strategy | memory setting | validation % | test % | seeds |", "|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['mean']:.2f} +- "
+        best = " **best**" if s.get("best_on_validation") else ""
+        lines.append(f"| {s['strategy']}{best} | {s['memory_setting']} | "
+                     f"{val(s['val_mean'], s['val_std'])} | {s['mean']:.2f} +- "
                      f"{s['std']:.2f} | {len(s['seeds'])} |")
-    lines += ["", "## Memory kept about the past (Table 3 layout)", "",
-              "| strategy | memory setting | MB | stores past data |", "|---|---|---|---|"]
+    lines += ["", "## Memory carried from task to task (Table 3 layout)", "",
+              "Every tensor the saved state carries into the next task, at its stored size; the "
+              "classifier, which every strategy keeps, beside it.", "",
+              "| strategy | memory setting | MB carried | classifier MB | stores past data |",
+              "|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['memory_mb']:.2f} | "
+        clf = "-" if s.get("classifier_bytes") is None else f"{s['classifier_bytes'] / MB:.2f}"
+        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['memory_mb']:.2f} | {clf} | "
                      f"{'yes' if s['stores_past_data'] else 'no'} |")
-    lines += ["", "## Runs", "", "| run | accuracy % | MB | training s |", "|---|---|---|---|"]
+    lines += ["", "## Runs", "", "| run | validation % | test % | MB | training s |",
+              "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['average_accuracy']:.2f} | {r['memory_mb']:.2f} | "
+        v = r.get("val_average_accuracy")
+        lines.append(f"| {r['name']} | {'-' if v is None else f'{v:.2f}'} | "
+                     f"{r['average_accuracy']:.2f} | {r['memory_mb']:.2f} | "
                      f"{r['training_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -156,9 +188,10 @@ def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
                 report = json.loads(report_path.read_text())
                 rows.append({"name": cfg.name, "strategy": strategy, "seed": seed,
                              "memory_setting": "auto" if memory_mb is None else f"{memory_mb:g} MB",
-                             **{k: report[k] for k in ("average_accuracy", "memory_mb",
-                                                       "memory_images", "stores_past_data",
-                                                       "training_seconds", "accuracy_matrix")}})
+                             **{k: report.get(k) for k in (
+                                 "average_accuracy", "val_average_accuracy", "memory_mb",
+                                 "classifier_bytes", "memory_images", "stores_past_data",
+                                 "training_seconds", "accuracy_matrix")}})
     summary = summarise(rows)
     result = {"dataset": base.stream.dataset, "tasks": base.stream.tasks, "summary": summary,
               "runs": rows}

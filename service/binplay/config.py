@@ -43,6 +43,11 @@ class StreamConfig(_Strict):
         None, description="(C, H, W) expected of user data; built-in datasets know theirs"
     )
     shard_rows: int = Field(4096, gt=0, description="rows per Parquet shard")
+    val_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of each class's training samples held out as the "
+        "task's validation split: stratified by class, drawn from the run seed, never trained on. "
+        "Every choice (Tune, jobs.compare's best, presets) is made on it; test accuracy is only "
+        "reported. 0 = no validation split")
     order: Literal["dataset", "class"] = Field(
         "dataset", description="order of a task's samples, hence of its indices: dataset order, "
         "or class after class (each class a contiguous index sub-range kept in the ledger)")
@@ -136,6 +141,10 @@ class AutoencoderConfig(_Strict):
     self_rehearsal: bool = Field(
         True, description="rehearse past codes with the frozen decoder copy (off: ablation only)"
     )
+    encoder_carry: bool = Field(
+        False, description="BEYOND-PAPER: keep the encoder from one task to the next (it has seen "
+        "every earlier task's images, so it is counted as memory). False (the paper): the "
+        "encoder is re-initialised at each task from a seed of the task and not saved past it")
     decoder_mode: Literal["continue", "reinit"] = Field(
         "continue", description="paper: continue training v; authors' code: reinit each task"
     )
@@ -207,22 +216,46 @@ def _check_budget(v: MemoryBudget) -> MemoryBudget:
 
 
 class ErConfig(_Strict):
-    """Experience replay: a class-balanced buffer of raw uint8 images (and their labels)."""
+    """Experience replay (Chaudhry et al. 2019; Mammoth's and Avalanche's ER): a buffer of raw
+    uint8 images and labels, and the classifier settings ER trains with."""
 
     memory_mb: MemoryBudget = Field(
-        "auto", description="buffer bytes (images + one byte per label); auto = the fp32 bytes of "
-        "BinPlay's decoder for this config, so the two compare at equal memory")
+        "auto", description="buffer bytes (images + one byte per label); auto = the bytes BinPlay "
+        "carries between tasks under this config (binplay.memory), so the two compare at "
+        "equal memory")
+    replay_batch: int | Literal["current", "balanced"] = Field(
+        "current", description="past samples per step: current = as many as the current batch "
+        "(standard ER); balanced = BinPlay's schedule, t past tasks : 1 current (grows with t); "
+        "or a number")
+    sampling: Literal["class_balanced", "reservoir"] = Field(
+        "class_balanced", description="how the buffer is filled: every class seen keeps an equal "
+        "share, or reservoir sampling over the stream (Vitter's algorithm R)")
+    epochs: int | None = Field(None, ge=0, description="classifier epochs per task; None = classifier.epochs")
+    lr: float | None = Field(None, gt=0, description="classifier learning rate; None = classifier.lr")
+    batch_size: int | None = Field(None, gt=0, description="current samples per step; None = "
+                                   "classifier.batch_size")
     _budget = field_validator("memory_mb")(_check_budget)
+
+    @field_validator("replay_batch")
+    @classmethod
+    def _positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError("must be > 0, 'current' or 'balanced'")
+        return v
 
 
 class DgrConfig(_Strict):
     """Deep generative replay (Shin et al. 2017): a VAE with self-rehearsal, soft targets."""
 
     memory_mb: MemoryBudget = Field(
-        "auto", description="fp32 bytes of the VAE decoder (the generator kept for replay); "
-        "auto = BinPlay's decoder bytes for this config")
+        "auto", description="bytes of the whole VAE as carried between tasks (encoder and "
+        "decoder: both keep training across tasks); auto = what BinPlay carries under this "
+        "config (binplay.memory)")
     latent_dim: int = Field(32, gt=0)
-    epochs: int = Field(10, ge=0, description="VAE epochs per task")
+    epochs: int = Field(
+        10, ge=0, description="VAE epochs per task; published DGR trains its generator about "
+        "5,000 iterations a task (van de Ven et al. 2020): on split-MNIST (~12,000 images a task, "
+        "batch 128) that is ~50 epochs")
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)
 
@@ -294,6 +327,19 @@ class BinPlayConfig(_Strict):
     run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
+    def _check_applies(self) -> BinPlayConfig:
+        """A BinPlay-only classifier switch under another strategy is refused, never applied
+        in some other sense (``new_on_real`` once turned ER into ER-ACE)."""
+        if self.strategy != "binplay":
+            defaults = ClassifierConfig()
+            for name in BINPLAY_CLASSIFIER_FIELDS:
+                if getattr(self.classifier, name) != getattr(defaults, name):
+                    raise ValueError(f"classifier.{name}: applies to strategy binplay only, not "
+                                     f"{self.strategy} (remove it or set it to "
+                                     f"{getattr(defaults, name)!r})")
+        return self
+
+    @model_validator(mode="after")
     def _check_class_structure(self) -> BinPlayConfig:
         if self.codes.class_bits and self.stream.order != "class":
             raise ValueError("codes.class_bits needs stream.order: class (classes own index ranges)")
@@ -357,13 +403,35 @@ class BinPlayConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# Classifier switches that read BinPlay's reconstructions, ledger or memorised subset.
+BINPLAY_CLASSIFIER_FIELDS = ("ae_processed_inputs", "mix_real_inputs", "ledger_labels",
+                             "unmemorised_inputs", "reconstructed_share", "distill_current",
+                             "current_loss_classes", "replay_min_confidence")
+
+
+def without_binplay_switches(tree: dict[str, Any]) -> dict[str, Any]:
+    """A config tree with the BinPlay-only classifier switches removed (their defaults): what
+    a baseline run of a BinPlay preset takes (jobs.compare)."""
+    out = json.loads(json.dumps(tree))
+    for name in BINPLAY_CLASSIFIER_FIELDS:
+        out.get("classifier", {}).pop(name, None)
+    return out
+
+
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
                                               ("classifier", "replay_min_confidence"): 0.0,
                                               ("classifier", "unmemorised_inputs"): False,
                                               ("classifier", "reconstructed_share"): None,
                                               ("classifier", "distill_current"): 0.0,
                                               ("classifier", "current_loss_classes"): "seen",
-                                              ("autoencoder", "store"): "fp32"}
+                                              ("autoencoder", "store"): "fp32",
+                                              # the behaviour of states written before the field
+                                              ("autoencoder", "encoder_carry"): True,
+                                              ("stream", "val_fraction"): 0.0,
+                                              ("er", "replay_batch"): "balanced",
+                                              ("er", "sampling"): "class_balanced",
+                                              ("er", "epochs"): None, ("er", "lr"): None,
+                                              ("er", "batch_size"): None}
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:

@@ -22,11 +22,12 @@ from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, TaskShards
 from binplay.evaluation import Evaluator
 from binplay.ledger import Ledger, TaskRecord
-from binplay.models.build import build_models
+from binplay.models.build import build_models, load_weights
 from binplay.progress import Progress
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
 from binplay.replay.generate import frozen_copy
-from binplay.state import check_resume_workers, check_state, derived_seed, end_task, fresh_state
+from binplay.seeding import derived_seed
+from binplay.state import check_resume_workers, check_state, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
 from binplay.train import classifier as clf
 
@@ -34,7 +35,7 @@ from binplay.train import classifier as clf
 def phase_plan(cfg: BinPlayConfig, strategy: Strategy | None = None) -> list[tuple[str, int]]:
     """(phase, epoch-in-phase) for every epoch of one task, in order."""
     strategy = strategy or make_strategy(cfg)
-    return strategy.phases() + [("classifier", e) for e in range(cfg.classifier.epochs)]
+    return strategy.phases() + [("classifier", e) for e in range(strategy.classifier_config().epochs)]
 
 
 class TaskRun:
@@ -119,8 +120,7 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
     strategy = make_strategy(cfg)
     models = build_models(cfg, manifest.image_shape, manifest.num_classes)
     if state["models"] is not None:
-        for name, module in models.items():
-            module.load_state_dict(state["models"][name])
+        load_weights(models, state["models"])
     for module in models.values():
         module.to(ctx.device)
     wrapped = {name: ctx.wrap_model(module) for name, module in models.items()}
@@ -151,21 +151,23 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
         state["ledger"] = ledger.to_dict()
         metrics = evaluator.after_task(run.t, models, ledger, state)
         state["history"]["task_seconds"].append(time.time() - run.started)
+        # What crosses into the next task, as stored (binplay.memory counts exactly this).
+        state["models"] = strategy.carried_models(models, state)
         end_task(state)
-        state["models"] = {n: copy.deepcopy(m.state_dict()) for n, m in models.items()}
         ctx.save(state if ctx.is_main else None, metrics)
     return state
 
 
 def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
     cfg, ctx, state = run.cfg, run.ctx, run.state
+    ccfg = strategy.classifier_config()
     plan = phase_plan(cfg, strategy)
     opt, opt_phase = None, None
     current = None
     for position in range(state["cursor"], len(plan)):
         phase, epoch = plan[position]
         if phase != opt_phase:
-            opt = (torch.optim.Adam(run.models["classifier"].parameters(), lr=cfg.classifier.lr)
+            opt = (torch.optim.Adam(run.models["classifier"].parameters(), lr=ccfg.lr)
                    if phase == "classifier" else strategy.optimizer(run, phase))
             if state.get("optim", {}).get("phase") == phase:
                 opt.load_state_dict(state["optim"]["state"])
@@ -177,20 +179,20 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
             if current is None:
                 current = strategy.classifier_inputs(run)
             # From the global number of rows, so every rank takes the same number of steps.
-            steps = run.steps(current.rows, cfg.classifier.batch_size)
-            n_past = clf.past_per_batch(cfg.classifier, run.t)
+            steps = run.steps(current.rows, ccfg.batch_size)
+            n_past = strategy.past_per_step(run.t)
             past = strategy.past_batches(run, epoch, run.local(n_past), steps) if n_past else None
             n_past = n_past if past is not None else 0
             m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=current.images,
                                      labels=current.labels, reconstructed=current.reconstructed,
                                      unmemorised=current.unmemorised,
-                                     cfg=cfg.classifier,
+                                     cfg=ccfg,
                                      seen=run.seen(include_current=True), past=past,
                                      n_past=run.local(n_past), gen=gen, steps=steps,
-                                     batch=run.local(cfg.classifier.batch_size),
+                                     batch=run.local(ccfg.batch_size),
                                      teacher=run.frozen.get("classifier"),
                                      old=run.seen(include_current=False))
-            samples = steps * (cfg.classifier.batch_size + n_past)
+            samples = steps * (ccfg.batch_size + n_past)
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)
         m = {**m, **run.replay_metrics()}

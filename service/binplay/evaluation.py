@@ -1,4 +1,9 @@
-"""After each task: test accuracy on every task so far, regeneration fidelity, sample grids.
+"""After each task: validation and test accuracy on every task so far, regeneration fidelity,
+sample grids.
+
+Validation accuracy (each task's held-out share of its training data) is what every choice
+reads: Tune's metric, jobs.compare's best, the presets. Test accuracy is reported beside it
+and never chosen on.
 
 Runs on rank 0. Fidelity compares d(c(i)) with the image that was assigned code
 c(i); that image is read back from the dataset through the task's probe, for the
@@ -28,14 +33,32 @@ GRID_PER_TASK = 8
 class Evaluator:
     def __init__(self, cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext):
         self.cfg, self.manifest, self.ctx = cfg, manifest, ctx
-        self._test: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sets: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._originals: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def test_set(self, task_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if task_id not in self._test:
-            _, images, labels = read_shards(self.manifest.tasks[task_id].test)
-            self._test[task_id] = (images.float() / 255.0, labels)
-        return self._test[task_id]
+    def labelled_set(self, split: str, task_id: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A task's ``test`` or ``val`` images in [0, 1] and labels (None: the task has none)."""
+        paths = getattr(self.manifest.tasks[task_id], split)
+        if not paths:  # jobs.learn: no test data given, or no validation split
+            return None
+        if (split, task_id) not in self._sets:
+            _, images, labels = read_shards(paths)
+            self._sets[split, task_id] = (images.float() / 255.0, labels)
+        return self._sets[split, task_id]
+
+    def accuracy_row(self, split: str, t: int, classifier: nn.Module,
+                     seen: torch.Tensor) -> list[float | None]:
+        """Accuracy on each task 0..t's ``split`` (None where it has none)."""
+        row: list[float | None] = []
+        for j in range(t + 1):
+            part = self.labelled_set(split, j)
+            if part is None:
+                row.append(None)
+                continue
+            images, labels = part
+            device = self.ctx.device
+            row.append(accuracy(classifier, images.to(device), labels.to(device), seen))
+        return row
 
     def originals(self, task_id: int, stream_index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The probed samples of a task, read back from its shards: (images in [0, 1], labels)."""
@@ -52,32 +75,31 @@ class Evaluator:
                    state: dict[str, Any]) -> dict[str, Any]:
         if not self.ctx.is_main:
             return {"task": t}
-        device = self.ctx.device
-        seen = class_mask(ledger.classes, self.manifest.num_classes, device)
-        row: list[float | None] = []
-        for j in range(t + 1):
-            if not self.manifest.tasks[j].test:  # jobs.learn: no test data given for this task
-                row.append(None)
-                continue
-            images, labels = self.test_set(j)
-            row.append(accuracy(models["classifier"], images.to(device), labels.to(device), seen))
-        known = [a for a in row if a is not None]
-        average = sum(known) / len(known) if known else None
+        seen = class_mask(ledger.classes, self.manifest.num_classes, self.ctx.device)
+        row = self.accuracy_row("test", t, models["classifier"], seen)
+        val_row = self.accuracy_row("val", t, models["classifier"], seen)
+        average, val_average = metrics.mean_known(row), metrics.mean_known(val_row)
         history = state["history"]
         history["accuracy"].append(row)
+        history.setdefault("val_accuracy", []).append(val_row)
         psnrs: list[float | None] = [None] * (t + 1)
+        measurement = state.setdefault("measurement", {"probes": {}, "grids": []})
         if "decoder" in models:
-            psnrs = self.fidelity(models["decoder"], ledger, state)
-            history["grids"].append(self.grid(models["decoder"], ledger, state))
+            psnrs = self.fidelity(models["decoder"], ledger, measurement["probes"])
+            measurement["grids"].append(self.grid(models["decoder"], ledger, measurement["probes"]))
         history["fidelity_psnr"].append(psnrs)
         history["fidelity_mse"].append([None if p is None else 10 ** (-p / 10) for p in psnrs])
         acc_text = " ".join("  -  " if a is None else f"{a:5.1f}" for a in row)
         psnr_text = " ".join("  -  " if p is None else f"{p:5.1f}" for p in psnrs)
-        self.ctx.info(f"task {t + 1}/{len(self.manifest.tasks)} done | accuracy per task: "
+        self.ctx.info(f"task {t + 1}/{len(self.manifest.tasks)} done | test accuracy per task: "
                       f"{acc_text} | average "
                       + ("-" if average is None else f"{average:.2f}%")
+                      + ("" if val_average is None else f" | validation {val_average:.2f}%")
                       + (f" | PSNR dB: {psnr_text}" if "decoder" in models else ""))
-        out = {"task": t, "accuracy_row": row, "fidelity_psnr_row": psnrs}
+        out = {"task": t, "accuracy_row": row, "val_accuracy_row": val_row,
+               "fidelity_psnr_row": psnrs}
+        if val_average is not None:
+            out["val_average_accuracy"] = val_average
         return out if average is None else {**out, "average_accuracy": average}
 
     def _decode_probe(self, decoder: nn.Module, ledger: Ledger, code_index: list[int]) -> torch.Tensor:
@@ -85,11 +107,11 @@ class Evaluator:
                               self.ctx.device).cpu()
 
     def fidelity(self, decoder: nn.Module, ledger: Ledger,
-                 state: dict[str, Any]) -> list[float | None]:
+                 probes: dict[int, Any]) -> list[float | None]:
         """PSNR (dB) of every learnt task's probe: d(c(i)) against the image given c(i)."""
         psnrs: list[float | None] = []
         for rec in ledger.tasks:
-            probe = state["probes"].get(rec.task_id)
+            probe = probes.get(rec.task_id)
             if not probe:
                 psnrs.append(None)
                 continue
@@ -98,11 +120,11 @@ class Evaluator:
             psnrs.append(metrics.psnr(float(((decoded - original) ** 2).mean())))
         return psnrs
 
-    def grid(self, decoder: nn.Module, ledger: Ledger, state: dict[str, Any]) -> dict[str, Any]:
+    def grid(self, decoder: nn.Module, ledger: Ledger, probes: dict[int, Any]) -> dict[str, Any]:
         """The first probes of every task: regenerated and original (uint8), and their classes."""
         regenerated, original, labels = [], [], []
         for rec in ledger.tasks:
-            probe = state["probes"].get(rec.task_id)
+            probe = probes.get(rec.task_id)
             if not probe:
                 continue
             k = min(GRID_PER_TASK, len(probe["code_index"]))

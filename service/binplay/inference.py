@@ -16,7 +16,7 @@ from torch import nn
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.ledger import Ledger
 from binplay.metrics import confusion_matrix, most_confused
-from binplay.models.build import build_models
+from binplay.models.build import build_models, load_weights
 from binplay.replay import decode_indices
 from binplay.state import STATE_FILE, StateError, load_state
 from binplay.train.classifier import class_mask, masked_logits, predict
@@ -47,8 +47,8 @@ class SavedRun:
         self.ledger = Ledger.from_dict(state["ledger"])
         self.models: dict[str, nn.Module] = build_models(self.cfg, tuple(state["image_shape"]),
                                                          state["num_classes"])
-        for name, module in self.models.items():
-            module.load_state_dict(state["models"][name])
+        load_weights(self.models, state["models"])
+        for module in self.models.values():
             module.to(device).eval()
         self.device = device
 

@@ -24,6 +24,12 @@ def average_accuracy(acc: Matrix) -> float:
     return sum(row) / len(row)
 
 
+def mean_known(row: Sequence[float | None]) -> float | None:
+    """Mean of a row's known entries (None: a task without that split); None if none known."""
+    known = [a for a in row if a is not None]
+    return sum(known) / len(known) if known else None
+
+
 def forgetting(acc: Matrix) -> float:
     """Mean over past tasks of (best earlier accuracy - final accuracy); 0 with one task."""
     T = len(acc)

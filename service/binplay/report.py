@@ -10,6 +10,7 @@ import torch
 
 from binplay import metrics
 from binplay.config import BinPlayConfig, StreamConfig
+from binplay.memory import by_part, carried, classifier_bytes
 from binplay.strategies import Memory
 
 PAPER = {"mnist": 97.2, "fashion_mnist": 81.4, "cifar10": 63.3}
@@ -30,21 +31,31 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
     hist = state["history"]
     acc = hist["accuracy"]
     mb = memory.bytes / MB
+    breakdown = carried(state)
     return {
         "name": cfg.name,
         "strategy": cfg.strategy,
         "dataset": cfg.stream.dataset,
         "tasks": cfg.stream.tasks,
+        # Test accuracy: reported, never chosen on. Validation: what every choice reads.
         "average_accuracy": metrics.average_accuracy(acc),
+        "val_average_accuracy": metrics.mean_known(hist["val_accuracy"][-1])
+        if hist.get("val_accuracy") else None,
         "accuracy_matrix": acc,
+        "val_accuracy_matrix": hist.get("val_accuracy", []),
+        "val_fraction": cfg.stream.val_fraction,
         "forgetting": metrics.forgetting(acc),
         "bwt": metrics.backward_transfer(acc),
+        # Every tensor the state carries into the next task, at its stored size, the
+        # classifier aside (binplay.memory); joint adds the data it re-reads.
         "memory_kind": memory.kind,
         "memory_bytes": memory.bytes,
         "memory_mb": mb,
+        "classifier_bytes": classifier_bytes(state),
+        "memory_breakdown": breakdown,
+        "memory_parts": by_part(breakdown),
         "memory_images": memory.images,
         "stores_past_data": memory.stores_data,
-        # Kept for BinPlay readers: the decoder's size and the raw buffer it equals.
         "generative_memory_mb": None if memory.stores_data else mb,
         "equal_memory_buffer_images": metrics.equal_memory_buffer(mb, image_shape),
         "fidelity_psnr": hist["fidelity_psnr"],
@@ -71,12 +82,16 @@ def markdown(report: dict[str, Any]) -> str:
     stores = " (stores past data)" if report["stores_past_data"] else ""
     lines = [f"# Run `{report['name']}`: {report['strategy']} on {report['dataset']}, "
              f"{T} tasks", "",
-             f"- average accuracy after the last task: **{report['average_accuracy']:.2f}%**"
+             f"- average test accuracy after the last task: **{report['average_accuracy']:.2f}%**"
              + (f" (paper, same stream: {report['paper_average_accuracy']}%)"
                 if report["paper_average_accuracy"] else ""),
+             "- average validation accuracy (what choices read): "
+             + (f"{report['val_average_accuracy']:.2f}%" if report.get("val_average_accuracy")
+                is not None else "- (no validation split)"),
              f"- forgetting: {report['forgetting']:.2f} points; BWT: {report['bwt']:.2f}",
-             f"- memory kept about the past: {report['memory_kind']}, "
-             f"{report['memory_mb']:.2f} MB{held}{stores}"
+             f"- memory carried from task to task: {report['memory_kind']}, "
+             f"{report['memory_bytes']:,} B = {report['memory_mb']:.2f} MB{held}{stores}; the "
+             f"classifier beside it: {report['classifier_bytes']:,} B"
              + ("" if report["stores_past_data"] else
                 f" = a raw buffer of {report['equal_memory_buffer_images']} images")]
     if report["sign_agreement"]:
@@ -153,6 +168,7 @@ def _figures(report: dict[str, Any], grids: list[dict[str, Any]], out: Path) -> 
         xs = list(range(j + 1, T + 1))
         ax.plot(xs, [acc[t][j] for t in range(j, T)], marker="o", label=f"task {j + 1}")
     ax.set_xlabel("after training task")
+    ax.set_xticks(range(1, T + 1))  # tasks are whole numbers
     ax.set_ylabel("test accuracy %")
     ax.set_ylim(0, 100)
     ax.legend()

@@ -16,7 +16,7 @@ from binplay.config import BinPlayConfig
 from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, build_stream
 from binplay.engine import run_stream
-from binplay.models.build import build_models, check_models_fit
+from binplay.models.build import check_models_fit
 from binplay.replay import make_source
 from binplay.report import build_report, write_report
 from binplay.state import STATE_FILE, check_resume_workers, load_state, save_state
@@ -54,16 +54,14 @@ def publish_stream(files: RunFiles, manifest: StreamManifest) -> None:
     for task in manifest.tasks:
         task.train = [p.replace(local, files.location("stream")) for p in task.train]
         task.test = [p.replace(local, files.location("stream")) for p in task.test]
+        task.val = [p.replace(local, files.location("stream")) for p in task.val]
 
 
 def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], files: RunFiles,
            wall: float) -> str:
-    models = build_models(cfg, manifest.image_shape, manifest.num_classes)
-    for name, module in models.items():
-        module.load_state_dict(state["models"][name])
-    memory = make_strategy(cfg).memory(models, state, manifest.image_shape)
+    memory = make_strategy(cfg).memory(state, manifest.image_shape)
     report = build_report(cfg, state, memory, manifest.image_shape, wall)
-    write_report(report, state["history"]["grids"], files.local)
+    write_report(report, state.get("measurement", {}).get("grids", []), files.local)
     where = files.publish()
     print(f"average accuracy after the last task: {report['average_accuracy']:.2f}% | "
           f"report: {where}/report.json", flush=True)

@@ -1,10 +1,15 @@
 """The run's saved state: what a checkpoint holds, and the checks before resuming.
 
-At a task boundary it holds model weights, the ledger (index ranges, classes), the
-accuracy/fidelity history and, for measurement only, a fixed-size fidelity probe
-per task (pointers into the dataset, never used for training). Mid-task it also
-holds optimizer states, the frozen copies and the current task's code mapping;
-those are dropped when the task ends, so nothing per sample outlives its task.
+At a task boundary it holds what the strategy carries into the next task (model weights
+at their stored precision, ER's buffer, ...: ``binplay.memory`` counts it), the ledger
+(index ranges, classes) and the accuracy/fidelity history. Mid-task it also holds
+optimizer states, the frozen copies and the current task's code mapping; those are
+dropped when the task ends, so nothing per sample outlives its task.
+
+Measurement data (each task's fidelity probe: sample-to-code pairs, and the sample grids
+with the original images beside their regenerations) is not training state: it lives
+under ``state["measurement"]`` in memory and in its own file, ``measurement.pt``, beside
+``state.pt``. Training never reads it; the evaluator and the report do.
 
 A state is plain data only (tensors, numbers, strings, lists, dicts) and is read with
 ``torch.load(weights_only=True)``: a crafted state.pt is refused, never executed.
@@ -13,7 +18,6 @@ A state is plain data only (tensors, numbers, strings, lists, dicts) and is read
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import pickle
 import zipfile
@@ -25,19 +29,16 @@ import torch
 
 from binplay.config import BinPlayConfig
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: measurement apart, decoder carried at its stored precision
+READABLE_VERSIONS = (1, 2)  # 1 is migrated on load (migrate_state)
 STATE_FILE = "state.pt"
-TASK_SCOPED = ("optim", "snapshots", "mapping", "phase_metrics", "task_elapsed")
+MEASUREMENT_FILE = "measurement.pt"
+MEASUREMENT = "measurement"
+TASK_SCOPED = ("optim", "snapshots", "mapping", "phase_metrics", "task_elapsed", "decoder_packed")
 
 
 class StateError(ValueError):
     """A saved state this run cannot continue from."""
-
-
-def derived_seed(*parts: object) -> int:
-    """A stable 63-bit seed from the run seed and a position (task, phase, epoch, rank)."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def fresh_state(cfg: BinPlayConfig) -> dict[str, Any]:
@@ -49,10 +50,37 @@ def fresh_state(cfg: BinPlayConfig) -> dict[str, Any]:
         "cursor": 0,
         "models": None,
         "ledger": {"tasks": []},
-        "probes": {},
-        "history": {"accuracy": [], "fidelity_psnr": [], "fidelity_mse": [],
-                    "sign_agreement": [], "task_seconds": [], "grids": []},
+        "history": fresh_history(),
+        MEASUREMENT: {"probes": {}, "grids": []},
     }
+
+
+def fresh_history() -> dict[str, list]:
+    """Per-task metrics (one entry a task: numbers, never samples)."""
+    return {"accuracy": [], "val_accuracy": [], "fidelity_psnr": [], "fidelity_mse": [],
+            "sign_agreement": [], "task_seconds": []}
+
+
+def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 state as version 2: its probes and grids move to the measurement part, and
+    its config, written before ``autoencoder.encoder_carry``, says what it did (carry the
+    encoder), so its fingerprint and behaviour stay what they were."""
+    if state.get("version") != 1:
+        return state
+    history = state.get("history", {})
+    state[MEASUREMENT] = {"probes": state.pop("probes", {}), "grids": history.pop("grids", [])}
+    history.setdefault("val_accuracy", [[None] * len(row) for row in history.get("accuracy", [])])
+    autoencoder = state.get("config", {}).get("autoencoder")
+    if isinstance(autoencoder, dict):
+        autoencoder.setdefault("encoder_carry", True)
+    stream = state.get("config", {}).get("stream")
+    if isinstance(stream, dict):
+        stream.setdefault("val_fraction", 0.0)
+    er = state.get("config", {}).get("er")
+    if isinstance(er, dict):
+        er.setdefault("replay_batch", "balanced")
+    state["version"] = STATE_VERSION
+    return state
 
 
 def end_task(state: dict[str, Any]) -> None:
@@ -65,9 +93,10 @@ def end_task(state: dict[str, Any]) -> None:
 
 def check_state(state: dict[str, Any], cfg: BinPlayConfig, origin: str) -> None:
     version = state.get("version")
-    if version != STATE_VERSION:
+    if version not in READABLE_VERSIONS:
         raise StateError(f"{origin}: state version {version} was written by another BinPlay "
-                         f"version (this one reads {STATE_VERSION}); start a new run name")
+                         f"version (this one reads {', '.join(map(str, READABLE_VERSIONS))}); "
+                         f"start a new run name")
     if state.get("fingerprint") != cfg.fingerprint():
         raise StateError(f"{origin}: checkpoint was written by a different config "
                          f"(fingerprint {state.get('fingerprint')} != {cfg.fingerprint()}); "
@@ -112,25 +141,56 @@ def plain_data(value: Any, where: str = "state") -> Any:
 
 
 def state_bytes(state: dict[str, Any]) -> bytes:
+    """The bytes ``state.pt`` holds for ``state`` (its training part)."""
+    state = training_part(state)
     plain_data(state)
     buf = io.BytesIO()
     torch.save(state, buf)
     return buf.getvalue()
 
 
+def training_part(state: dict[str, Any]) -> dict[str, Any]:
+    """The state without its measurement part: what ``state.pt`` holds."""
+    return {k: v for k, v in state.items() if k != MEASUREMENT}
+
+
 def save_state(state: dict[str, Any], directory: str | Path) -> Path:
+    """``state.pt`` (the training state) and, beside it, ``measurement.pt`` (probes, grids);
+    the measurement first, so a state.pt never names measurements that are not there."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (STATE_FILE + ".tmp")
-    tmp.write_bytes(state_bytes(state))
-    tmp.replace(directory / STATE_FILE)  # never leave a half-written state behind
+    files = [(MEASUREMENT_FILE, state.get(MEASUREMENT)), (STATE_FILE, training_part(state))]
+    for name, part in files:
+        if part is None:
+            continue
+        tmp = directory / (name + ".tmp")
+        tmp.write_bytes(state_bytes(part))
+        tmp.replace(directory / name)  # never leave a half-written file behind
     return directory / STATE_FILE
 
 
 def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> dict[str, Any]:
+    """A saved state (``state.pt``, or a directory holding it) with its measurement part when
+    ``measurement.pt`` lies beside it; a version-1 state is migrated."""
     path = Path(path)
     if path.is_dir():
         path = path / STATE_FILE
+    state = _load_plain(path)
+    if not isinstance(state, dict):
+        raise StateError(f"{path}: not a BinPlay state")
+    measurement = path.with_name(MEASUREMENT_FILE)
+    if MEASUREMENT not in state and measurement.is_file():
+        part = _load_plain(measurement)
+        if isinstance(part, dict):
+            state[MEASUREMENT] = part
+    migrate_state(state)
+    state.setdefault(MEASUREMENT, {"probes": {}, "grids": []})
+    if cfg is not None:
+        check_state(state, cfg, str(path))
+    return state
+
+
+def _load_plain(path: Path) -> Any:
     try:
         # Only tensors and plain Python data: a crafted file cannot run code here.
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -144,10 +204,6 @@ def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> dict[str, 
         raise StateError(f"{path}: unreadable state (UnpicklingError)") from None
     except Exception as exc:  # pickle/zip errors come in many types
         raise StateError(f"{path}: unreadable state ({type(exc).__name__})") from None
-    if not isinstance(state, dict):
-        raise StateError(f"{path}: not a BinPlay state")
-    if cfg is not None:
-        check_state(state, cfg, str(path))
     return state
 
 

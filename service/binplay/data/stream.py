@@ -25,6 +25,7 @@ from binplay.config import BinPlayConfig, ConfigError, StreamConfig
 from binplay.data.sources import SHAPES, load_builtin
 from binplay.data.types import DataError, ImageSet
 from binplay.data.user import read_image_folder, read_image_parquet
+from binplay.seeding import derived_seed
 
 SHAPE_KEY = b"binplay.image_shape"
 MANIFEST = "stream.json"
@@ -42,6 +43,7 @@ class TaskShards:
     # (class, first index, last index) per class when the stream is ordered by class
     class_ranges: list[list[int]] = field(default_factory=list)
     unmemorised: int = 0  # train rows beyond the indexed ones (negative indices)
+    val: list[str] = field(default_factory=list)  # the task's validation split (never trained on)
 
     @property
     def size(self) -> int:
@@ -87,14 +89,52 @@ def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
     return joined if by_class else np.sort(joined)
 
 
-def unmemorised_rows(data: ImageSet, classes: list[int], cfg: BinPlayConfig,
-                     memorised: np.ndarray) -> np.ndarray | None:
-    """The task's rows beyond the memorised ones, class after class, when the config reads
-    them (``BinPlayConfig.reads_unmemorised``); None otherwise."""
-    if not cfg.reads_unmemorised:
-        return None
-    every = select_rows(data, classes, cfg.stream.train_per_class, by_class=True)
-    return every[~np.isin(every, memorised)]
+@dataclass
+class TaskRows:
+    """Row numbers of one task's samples in its training data: those trained on (and indexed),
+    the validation split, and those read unindexed (``classifier.unmemorised_inputs``)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    unmemorised: np.ndarray | None
+
+
+def validation_count(n: int, fraction: float) -> int:
+    """Samples of a class of ``n`` held out: ``round(fraction * n)``, at least one where there
+    is a fraction and two samples, never all of them."""
+    if fraction <= 0 or n < 2:
+        return 0
+    return min(n - 1, max(1, round(fraction * n)))
+
+
+def task_rows(data: ImageSet, classes: list[int], cfg: BinPlayConfig) -> TaskRows:
+    """Split a task's samples: per class (in dataset order, the first ``stream.train_per_class``)
+    a validation share drawn from (run seed, class), then of the rest the first
+    ``train_per_class_read`` trained on and the remainder unmemorised where the config reads it.
+
+    The same for every strategy of a seed (BinPlay's ``samples_per_class`` cuts after the
+    validation split), and for ``jobs.train`` and ``jobs.learn`` alike (it depends on the
+    class, not on the task's position)."""
+    labels = data.labels.numpy()
+    limit = cfg.train_per_class_read
+    by_class = cfg.stream.order == "class"
+    train, val, rest = [], [], []
+    for c in classes:
+        found = np.flatnonzero(labels == c)
+        if cfg.stream.train_per_class:
+            found = found[:cfg.stream.train_per_class]
+        held = validation_count(len(found), cfg.stream.val_fraction)
+        if held:
+            rng = np.random.default_rng(derived_seed(cfg.seed, "validation", int(c)))
+            picked = np.sort(found[rng.permutation(len(found))[:held]])
+            val.append(picked)
+            found = found[~np.isin(found, picked)]
+        train.append(found[:limit] if limit else found)
+        rest.append(found[len(train[-1]):])
+    joined = np.concatenate(train)
+    return TaskRows(joined if by_class else np.sort(joined),
+                    np.sort(np.concatenate(val)) if val else np.zeros(0, dtype=np.int64),
+                    np.concatenate(rest) if cfg.reads_unmemorised else None)
 
 
 def _class_ranges(labels: np.ndarray, first_index: int) -> list[list[int]]:
@@ -171,8 +211,11 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def stream_identity(cfg: BinPlayConfig) -> dict:
-    """What decides a stream's shards: the stream section and what the strategy reads of it."""
+    """What decides a stream's shards: the stream section and what the strategy reads of it
+    (and the seed, which draws the validation split)."""
     extra = {"unmemorised": True} if cfg.reads_unmemorised else {}
+    if cfg.stream.val_fraction:
+        extra["val_seed"] = cfg.seed
     return {"stream": cfg.stream.model_dump(mode="json"), **extra,
             "train_per_class_read": cfg.train_per_class_read}
 
@@ -202,19 +245,25 @@ def _reusable(cfg: BinPlayConfig, directory: Path) -> StreamManifest | None:
 
 
 def write_task_shards(directory: Path, task_id: int, classes: list[int], first_index: int,
-                      train: tuple[ImageSet, np.ndarray] | None,
+                      train: tuple[ImageSet, TaskRows] | None,
                       test: tuple[ImageSet, np.ndarray] | None,
-                      cfg: StreamConfig, unmemorised: np.ndarray | None = None) -> TaskShards:
+                      cfg: StreamConfig) -> TaskShards:
     """Write one task's shards (indices first_index.. in ``train``'s row order); jobs.train
     writes each task of its stream and jobs.learn its one new task through this, so both
     number and order the samples alike. A learn passes no ``train`` for the tasks learnt
     before (their data is gone) and may pass no or an empty ``test``. ``unmemorised`` rows
     (of ``train``'s data) go to further train shards with negative, non-stream indices
-    -1, -2, ...: the classifier reads them, nothing indexes them."""
+    -1, -2, ...: the classifier reads them, nothing indexes them. The validation rows go
+    to ``val`` shards (row numbers as index, like test rows)."""
     shards = TaskShards(task_id, list(classes), first_index, first_index - 1)
-    parts = [("train", train), ("test", test)]
-    if train is not None and unmemorised is not None and len(unmemorised):
-        parts.append(("train-unmemorised", (train[0], unmemorised)))
+    parts: list[tuple[str, tuple[ImageSet, np.ndarray] | None]] = [
+        ("train", None if train is None else (train[0], train[1].train)), ("test", test)]
+    if train is not None:
+        rows = train[1]
+        if rows.unmemorised is not None and len(rows.unmemorised):
+            parts.append(("train-unmemorised", (train[0], rows.unmemorised)))
+        if len(rows.val):
+            parts.append(("val", (train[0], rows.val)))
     for split, part in parts:
         if part is None or (split == "test" and len(part[1]) == 0):
             continue
@@ -226,8 +275,8 @@ def write_task_shards(directory: Path, task_id: int, classes: list[int], first_i
             shards.last_index = first_index + len(rows) - 1
             if cfg.order == "class":
                 shards.class_ranges = _class_ranges(data.labels[rows].numpy(), first_index)
-        elif split == "test":
-            index = np.arange(len(rows), dtype=np.int64)  # test rows carry no stream index
+        elif split in ("test", "val"):
+            index = np.arange(len(rows), dtype=np.int64)  # no stream index: never trained on
         else:
             index = -np.arange(1, len(rows) + 1, dtype=np.int64)
             shards.unmemorised = len(rows)
@@ -259,9 +308,8 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         raise DataError(f"{test.origin}: test images {tuple(test.images.shape[1:])} "
                         f"differ from training images {shape}")
     # Refuse an over-capacity stream before writing any shard.
-    by_class = cfg.stream.order == "class"
-    train_rows = [select_rows(train, c, cfg.train_per_class_read, by_class) for c in cfg.stream.tasks]
-    total = sum(len(rows) for rows in train_rows)
+    train_rows = [task_rows(train, classes, cfg) for classes in cfg.stream.tasks]
+    total = sum(len(rows.train) for rows in train_rows)
     cap = capacity(cfg.codes.bits_per_part)
     if total > cap:
         raise CapacityError(f"stream has {total} samples but codes.bits_per_part="
@@ -272,8 +320,7 @@ def build_stream(cfg: BinPlayConfig, directory: str | Path) -> StreamManifest:
         if len(test_rows) == 0:
             raise DataError(f"{test.origin}: task {t} classes {classes} have no test samples")
         shards = write_task_shards(directory, t, classes, next_index, (train, train_rows[t]),
-                                   (test, test_rows), cfg.stream,
-                                   unmemorised_rows(train, classes, cfg, train_rows[t]))
+                                   (test, test_rows), cfg.stream)
         tasks.append(shards)
         next_index = shards.last_index + 1
     manifest = StreamManifest(shape, cfg.head_classes, tasks)  # type: ignore[arg-type]

@@ -10,17 +10,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from binplay.config import BinPlayConfig, ConfigError, MemoryBudget
+from binplay.config import BinPlayConfig, ConfigError
 from binplay.models.autoencoder import Decoder, Encoder, build_autoencoder
 from binplay.models.classifier import LeNet
-from binplay.models.quantise import fp32_bytes, stored_bytes
-from binplay.state import derived_seed
+from binplay.models.quantise import fp32_bytes, load_stored, stored_bytes
+from binplay.seeding import derived_seed
 
 MB = 2**20
 
 
-__all__ = ["MB", "fp32_bytes", "autoencoder_for", "binplay_decoder_bytes", "budget_bytes",
-           "build_models", "check_models_fit"]
+__all__ = ["MB", "fp32_bytes", "autoencoder_for", "binplay_decoder_bytes", "build_models",
+           "check_models_fit", "load_weights"]
 
 
 def autoencoder_for(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> tuple[Encoder, Decoder]:
@@ -30,17 +30,18 @@ def autoencoder_for(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> tuple[En
 
 
 def binplay_decoder_bytes(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
-    """Bytes of the BinPlay decoder this config builds, as stored (``autoencoder.store``):
-    the equal-memory yardstick. The count depends on the architecture only."""
+    """Bytes of the BinPlay decoder this config builds, as stored (``autoencoder.store``).
+    The count depends on the architecture only. (BinPlay's whole carried memory, the
+    yardstick, is ``binplay.memory.binplay_carried_bytes``.)"""
     return stored_bytes(autoencoder_for(cfg, shape)[1], cfg.autoencoder.store)
 
 
-def budget_bytes(setting: MemoryBudget, cfg: BinPlayConfig, shape: tuple[int, int, int]) -> int:
-    """A baseline's byte budget: ``auto`` = BinPlay's stored decoder bytes, else megabytes
-    given."""
-    if setting == "auto":
-        return binplay_decoder_bytes(cfg, shape)
-    return int(setting * MB)
+def load_weights(models: dict[str, nn.Module], saved: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Load the saved weights of every model the state carries (as stored: packed decoders
+    are unpacked); a model it does not carry (BinPlay's encoder) keeps its initialisation."""
+    for name, module in models.items():
+        if name in saved:
+            load_stored(module, saved[name])
 
 
 def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
@@ -54,6 +55,8 @@ def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
         from binplay.strategies.vae import build_vae
 
         torch.manual_seed(derived_seed(cfg.seed, "generator"))
+        from binplay.memory import budget_bytes
+
         models["generator"] = build_vae(shape, budget_bytes(cfg.dgr.memory_mb, cfg, shape),
                                         cfg.dgr.latent_dim)
     torch.manual_seed(derived_seed(cfg.seed, "classifier"))

@@ -151,3 +151,23 @@ def store_(module: nn.Module, store: StoreKind) -> dict[str, torch.Tensor]:
         if name in values:
             t.copy_(values[name])
     return packed
+
+
+def is_packed(weights: dict[str, torch.Tensor]) -> bool:
+    """Whether a state dict holds packed (int8/int4/bf16) weights rather than fp32 ones."""
+    return any(k.endswith((SCALE, LAYOUT)) or t.dtype == torch.bfloat16 for k, t in weights.items())
+
+
+@torch.no_grad()
+def load_stored(module: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load a state dict as saved: fp32 as it is, packed weights through ``unpack`` (each
+    value cast to the module's own dtype, so integer counters come back exact)."""
+    if not is_packed(weights):
+        module.load_state_dict(weights)
+        return
+    values = unpack(weights)
+    current = module.state_dict()
+    missing = sorted(set(current) - set(values))
+    if missing:
+        raise KeyError(f"stored weights lack {missing[0]}")
+    module.load_state_dict({k: values[k].to(v.dtype) for k, v in current.items()})

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from binplay.config import BinPlayConfig
-from binplay.state import STATE_FILE, load_state
+from binplay.state import MEASUREMENT_FILE, STATE_FILE, load_state
 from binplay.storage import run_root
 
 
@@ -28,8 +28,10 @@ def newest_checkpoint(cfg: BinPlayConfig) -> tuple[str, dict[str, Any]] | None:
         if fs.get_file_info(f"{root}/{name}/{STATE_FILE}").type != pafs.FileType.File:
             continue  # a checkpoint still being written, or an unrelated folder
         with tempfile.TemporaryDirectory() as tmp:
-            pafs.copy_files(f"{root}/{name}/{STATE_FILE}", f"{tmp}/{STATE_FILE}",
-                            source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+            for part in (STATE_FILE, MEASUREMENT_FILE):
+                if fs.get_file_info(f"{root}/{name}/{part}").type == pafs.FileType.File:
+                    pafs.copy_files(f"{root}/{name}/{part}", f"{tmp}/{part}", source_filesystem=fs,
+                                    destination_filesystem=pafs.LocalFileSystem())
             return f"{run_root(cfg)}/{name}", load_state(tmp, cfg)
     return None
 

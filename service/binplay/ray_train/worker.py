@@ -23,6 +23,7 @@ from binplay.config import BinPlayConfig
 from binplay.context import TaskData, TrainContext
 from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
 from binplay.engine import run_stream
+from binplay.metrics import mean_known
 from binplay.ray_train.checkpoints import newest_checkpoint, progress
 from binplay.replay import make_source
 from binplay.state import load_state, save_state
@@ -61,17 +62,23 @@ def _log(line: str) -> None:
 
 
 def tune_metrics(metrics: dict[str, Any], last: dict[str, float]) -> dict[str, Any]:
-    """Every report carries ``tasks_done`` and ``average_accuracy`` (the last known one
-    mid-task): a search's ASHA scheduler judges every report a trial makes."""
-    if "average_accuracy" in metrics:
-        last["average_accuracy"] = float(metrics["average_accuracy"])
+    """Every report carries ``tasks_done``, ``val_average_accuracy`` (what a search chooses
+    on) and ``average_accuracy`` (test), the last known ones mid-task: a search's ASHA
+    scheduler judges every report a trial makes."""
+    if "average_accuracy" in metrics or "val_average_accuracy" in metrics:
+        for key in ("average_accuracy", "val_average_accuracy"):
+            if key in metrics:
+                last[key] = float(metrics[key])
         last["tasks_done"] = metrics["task"] + 1
-    return {**metrics, "tasks_done": last["tasks_done"], "average_accuracy": last["average_accuracy"]}
+    return {**metrics, **last}
 
 
 def _saver(resume: dict[str, Any] | None):
-    rows = (resume or {}).get("history", {}).get("accuracy", [])
-    last = {"tasks_done": len(rows), "average_accuracy": sum(rows[-1]) / len(rows[-1]) if rows else 0.0}
+    history = (resume or {}).get("history", {})
+    rows, val_rows = history.get("accuracy", []), history.get("val_accuracy", [])
+    last = {"tasks_done": len(rows),
+            "average_accuracy": mean_known(rows[-1]) or 0.0 if rows else 0.0,
+            "val_average_accuracy": mean_known(val_rows[-1]) or 0.0 if val_rows else 0.0}
 
     def save(state: dict[str, Any] | None, metrics: dict[str, Any]) -> None:
         metrics = tune_metrics(metrics, last)

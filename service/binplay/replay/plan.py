@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from binplay.ledger import Ledger
-from binplay.state import derived_seed
+from binplay.seeding import derived_seed
 
 
 @dataclass(frozen=True)

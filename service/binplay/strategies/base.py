@@ -10,6 +10,7 @@ object runs in-process and inside a Ray Train worker.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 from torch import nn
 
-from binplay.config import BinPlayConfig
-from binplay.train.classifier import PastBatch, soft_targets
+from binplay.config import BinPlayConfig, ClassifierConfig
+from binplay.memory import carried_bytes
+from binplay.train.classifier import PastBatch, past_per_batch, soft_targets
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
@@ -37,9 +39,12 @@ class CurrentInputs(NamedTuple):
 
 @dataclass(frozen=True)
 class Memory:
-    """What a strategy keeps about past data between tasks, for the report (Table 3)."""
+    """What a strategy keeps about past data between tasks, for the report (Table 3).
 
-    kind: str  # e.g. "decoder (fp32)", "raw buffer (uint8)"
+    ``bytes`` is the count of ``binplay.memory`` over the saved state (every carried tensor
+    but the classifier's); the strategy only names it and says how many images it holds."""
+
+    kind: str  # e.g. "decoder (int8)", "raw buffer (uint8)"
     bytes: int
     images: int | None = None  # raw images held (buffers), when it holds images
     stores_data: bool = False  # True when past samples themselves are kept
@@ -84,6 +89,21 @@ class Strategy:
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
         """Called after the epoch's progress line (BinPlay freezes its code mapping here)."""
 
+    def classifier_config(self) -> ClassifierConfig:
+        """The settings of the classifier phase (a strategy may have its own: ER)."""
+        return self.cfg.classifier
+
+    def past_per_step(self, task_index: int) -> int:
+        """Past samples per classifier step (global): BinPlay's schedule by default, t past
+        tasks : 1 current (``classifier.past_fraction`` overrides)."""
+        return past_per_batch(self.classifier_config(), task_index)
+
+    def carried_models(self, models: dict[str, nn.Module],
+                       state: dict[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+        """The weights the state carries past the task's end, as stored: by default every
+        model, fp32 (``binplay.memory`` counts all but the classifier)."""
+        return {name: copy.deepcopy(m.state_dict()) for name, m in models.items()}
+
     def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         """This worker's current inputs and labels, and the global number of rows."""
         return CurrentInputs(run.images, run.labels, run.shards.size)
@@ -96,6 +116,6 @@ class Strategy:
     def end_task(self, run: TaskRun) -> None:
         """Update what the strategy keeps (in ``run.state``) once the task is learnt."""
 
-    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
-               image_shape: tuple[int, ...]) -> Memory:
-        return Memory("nothing", 0)
+    def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
+        """What the state carries (counted from it), named for the report."""
+        return Memory("nothing besides the classifier", carried_bytes(state))

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from binplay.config import ClassifierConfig
 from binplay.data.stream import read_shards
-from binplay.models.build import budget_bytes
-from binplay.state import derived_seed
+from binplay.memory import budget_bytes, carried_bytes
+from binplay.seeding import derived_seed
 from binplay.strategies import vae
 from binplay.strategies.base import CurrentInputs, Memory, PastBatch, Strategy, soft_target_batches
 
@@ -40,17 +40,42 @@ class JointStrategy(Strategy):
         total = sum(task.size for task in run.manifest.tasks[:run.t + 1])
         return CurrentInputs(images, labels, total)
 
-    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
-               image_shape: tuple[int, ...]) -> Memory:
+    def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
+        # Joint re-reads the stream's shards instead of holding them in its state: the data
+        # it keeps is counted as it would be held (uint8 images + one byte per label).
         seen = sum(t["last_index"] - t["first_index"] + 1 for t in state["ledger"]["tasks"])
-        return Memory("all past data (uint8 images + labels)", seen * image_bytes(image_shape),
-                      seen, stores_data=True)
+        return Memory("all past data (uint8 images + labels)",
+                      carried_bytes(state) + seen * image_bytes(image_shape), seen, stores_data=True)
 
 
 def image_bytes(image_shape: tuple[int, ...]) -> int:
     """Bytes one buffered sample costs: its uint8 pixels and a one-byte label
     (metrics.equal_memory_buffer counts the same)."""
     return int(torch.tensor(image_shape).prod()) + 1
+
+
+def label_dtype(num_classes: int) -> torch.dtype:
+    """The smallest integer type of a buffer's labels (one byte up to 256 classes)."""
+    return torch.uint8 if num_classes <= 256 else torch.int16
+
+
+def reservoir_buffer(images: torch.Tensor, labels: torch.Tensor, seen: int,
+                     new_images: torch.Tensor, new_labels: torch.Tensor, capacity: int,
+                     gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reservoir sampling (Vitter's algorithm R) over the stream: after ``seen`` earlier
+    samples, each new one takes a slot with probability capacity / (its position)."""
+    images, labels = images.clone(), labels.clone()
+    position = seen
+    for x, y in zip(new_images, new_labels, strict=True):
+        if len(labels) < capacity:
+            images = torch.cat([images, x[None]])
+            labels = torch.cat([labels, y[None].to(labels.dtype)])
+        else:
+            slot = int(torch.randint(position + 1, (1,), generator=gen))
+            if slot < capacity:
+                images[slot], labels[slot] = x, y
+        position += 1
+    return images, labels
 
 
 def balanced_buffer(images: torch.Tensor, labels: torch.Tensor, new_images: torch.Tensor,
@@ -75,7 +100,10 @@ def balanced_buffer(images: torch.Tensor, labels: torch.Tensor, new_images: torc
 
 
 class ReplayBufferStrategy(Strategy):
-    """Experience replay: real past samples from a byte-budgeted, class-balanced buffer."""
+    """Experience replay: real past samples from a byte-budgeted buffer. Standard form
+    (Mammoth's and Avalanche's ER): each step rehearses as many buffered samples as it has
+    current ones; the buffer is class-balanced or a reservoir; ER has its own classifier
+    settings (``er.epochs``, ``er.lr``, ``er.batch_size``)."""
 
     name = "er"
 
@@ -83,12 +111,23 @@ class ReplayBufferStrategy(Strategy):
         shape = tuple(int(d) for d in image_shape)
         return budget_bytes(self.cfg.er.memory_mb, self.cfg, shape) // image_bytes(shape)
 
+    def classifier_config(self) -> ClassifierConfig:
+        er = self.cfg.er
+        own = {k: getattr(er, k) for k in ("epochs", "lr", "batch_size") if getattr(er, k) is not None}
+        return self.cfg.classifier.model_copy(update=own)
+
+    def past_per_step(self, task_index: int) -> int:
+        replay = self.cfg.er.replay_batch
+        if task_index == 0 or replay == "balanced":
+            return super().past_per_step(task_index)
+        return self.classifier_config().batch_size if replay == "current" else int(replay)
+
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         buffer = run.state.get("buffer")
         if not buffer or len(buffer["labels"]) == 0:
             return None
         images = buffer["images"].to(run.ctx.device).float() / 255.0
-        labels = buffer["labels"].to(run.ctx.device)
+        labels = buffer["labels"].to(run.ctx.device).long()
         num_classes = run.state["num_classes"]
 
         def batch(step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,17 +139,23 @@ class ReplayBufferStrategy(Strategy):
     def end_task(self, run: TaskRun) -> None:
         # The whole task (not this worker's rows), so every rank builds the same buffer.
         _, images, labels = read_shards(run.shards.train)
+        labels = labels.to(label_dtype(run.state["num_classes"]))
         old = run.state.get("buffer") or {"images": images[:0], "labels": labels[:0]}
         gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, run.t, "buffer"))
-        kept_x, kept_y = balanced_buffer(old["images"], old["labels"], images, labels,
-                                         self.capacity(images.shape[1:]), gen)
-        run.state["buffer"] = {"images": kept_x, "labels": kept_y}
+        capacity = self.capacity(images.shape[1:])
+        if self.cfg.er.sampling == "reservoir":
+            seen = run.shards.first_index - 1  # samples of the stream before this task
+            kept_x, kept_y = reservoir_buffer(old["images"], old["labels"], seen, images, labels,
+                                              capacity, gen)
+        else:
+            kept_x, kept_y = balanced_buffer(old["images"], old["labels"], images, labels,
+                                             capacity, gen)
+        run.state["buffer"] = {"images": kept_x, "labels": kept_y.to(labels.dtype)}
 
-    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
-               image_shape: tuple[int, ...]) -> Memory:
+    def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
         held = len(state.get("buffer", {}).get("labels", []))
         return Memory(f"raw buffer (uint8 images + labels; room for {self.capacity(image_shape)})",
-                      held * image_bytes(image_shape), held, stores_data=True)
+                      carried_bytes(state), held, stores_data=True)
 
 
 class GenerativeReplayStrategy(Strategy):
@@ -140,11 +185,12 @@ class GenerativeReplayStrategy(Strategy):
         return CurrentInputs(run.images, run.labels, run.shards.size)
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
-        generator = run.models["generator"]
+        # The generator from before the task (the previous scholar), never the one learning
+        # the current task: its samples would be new classes labelled as old ones.
+        generator = run.frozen["generator"]
         return soft_target_batches(lambda gen: vae.sample(generator, n, gen, run.ctx.device),
                                    run.frozen["classifier"], run.seen(include_current=False),
                                    hard=not self.cfg.classifier.soft_targets)
 
-    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
-               image_shape: tuple[int, ...]) -> Memory:
-        return Memory("VAE decoder (fp32)", vae.decoder_bytes(models["generator"]))
+    def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
+        return Memory("VAE, encoder and decoder (fp32)", carried_bytes(state))

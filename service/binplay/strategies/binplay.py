@@ -18,16 +18,34 @@ import torch
 from torch import nn
 
 from binplay.codes import stream_codes
-from binplay.models.quantise import store_, stored_bytes
+from binplay.config import BinPlayConfig
+from binplay.memory import carried_bytes
+from binplay.models.build import autoencoder_for
+from binplay.models.quantise import pack, store_
 from binplay.replay import ReplayJob
 from binplay.replay.generate import Targets
-from binplay.state import StateError, derived_seed
+from binplay.seeding import derived_seed
+from binplay.state import StateError
 from binplay.strategies.base import CurrentInputs, Memory, PastBatch, Strategy
 from binplay.train import autoencoder as ae
 from binplay.train.classifier import reconstruction_copies
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
+
+
+def encoder_seed(cfg: BinPlayConfig, task_index: int) -> int:
+    """The seed a task's fresh encoder is drawn from (the encoder is not carried)."""
+    return derived_seed(cfg.seed, task_index, "encoder")
+
+
+def fresh_encoder(cfg: BinPlayConfig, shape: tuple[int, ...], task_index: int) -> nn.Module:
+    """The encoder a task starts from when ``autoencoder.encoder_carry`` is off: the preset's
+    initialisation, drawn from the task's seed."""
+    with torch.random.fork_rng():
+        torch.manual_seed(encoder_seed(cfg, task_index))
+        encoder, _ = autoencoder_for(cfg, tuple(int(d) for d in shape))  # type: ignore[arg-type]
+    return encoder
 
 
 def _reinitialise(module: nn.Module, seed: int) -> None:
@@ -60,6 +78,11 @@ class BinPlayStrategy(Strategy):
                                    run.shards.last_index, run.labels if by_class else None)
         if fresh and run.t > 0 and cfg.autoencoder.decoder_mode == "reinit":
             _reinitialise(run.models["decoder"], derived_seed(cfg.seed, run.t, "reinit"))
+        if fresh and not cfg.autoencoder.encoder_carry:
+            # The paper keeps only the decoder: an encoder warm from every earlier task's
+            # images would carry them (and would have to be counted as memory).
+            weights = fresh_encoder(cfg, run.manifest.image_shape, run.t).state_dict()
+            run.models["encoder"].load_state_dict(weights)
         self.frozen_decoder = run.frozen.get("decoder") if cfg.autoencoder.self_rehearsal else None
         self.mapping: torch.Tensor | None = None
         if "mapping" in run.state:
@@ -125,7 +148,9 @@ class BinPlayStrategy(Strategy):
         store = self.cfg.autoencoder.store
         if store == "fp32" or run.state.get("decoder_stored") == run.t:
             return
-        store_(run.models["decoder"], store)
+        # The packed tensors ride in the state until the task ends, where they become the
+        # carried decoder: re-packing the stored values could move a scale by an ulp.
+        run.state["decoder_packed"] = store_(run.models["decoder"], store)
         run.state["decoder_stored"] = run.t
 
     def _freeze(self, run: TaskRun) -> None:
@@ -142,7 +167,8 @@ class BinPlayStrategy(Strategy):
         if ctx.is_main:
             n = min(self.cfg.run.fidelity_samples, len(run.index))
             rows = torch.randperm(len(run.index), generator=gen)[:n]
-            run.state["probes"][run.t] = {"code_index": run.index[self.mapping[rows]].tolist(),
+            # A measurement (state["measurement"], saved apart): training never reads it.
+            run.state["measurement"]["probes"][run.t] = {"code_index": run.index[self.mapping[rows]].tolist(),
                                           "stream_index": run.index[rows].tolist()}
 
     @torch.no_grad()
@@ -186,7 +212,25 @@ class BinPlayStrategy(Strategy):
 
         return batch
 
-    def memory(self, models: dict[str, nn.Module], state: dict[str, Any],
-               image_shape: tuple[int, ...]) -> Memory:
+    def carried_models(self, models: dict[str, nn.Module],
+                       state: dict[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+        """The classifier, the decoder as stored (``autoencoder.store``: int8/int4 weights with
+        their scales, the rest fp32) and, only with ``encoder_carry``, the encoder."""
+        names = ("classifier", "decoder", "encoder") if self.cfg.autoencoder.encoder_carry \
+            else ("classifier", "decoder")
+        out = super().carried_models({n: models[n] for n in names}, state)
         store = self.cfg.autoencoder.store
-        return Memory(f"decoder ({store})", stored_bytes(models["decoder"], store))
+        if store != "fp32":
+            decoder = models["decoder"]
+            packed = state.get("decoder_packed") or pack(decoder, store)
+            buffers = {k: v.detach().clone() for k, v in decoder.named_buffers()}
+            # Weights as packed; buffers (norm statistics, counters) as they are now.
+            out["decoder"] = {**{k: v.clone() for k, v in packed.items() if k not in buffers},
+                              **buffers}
+        return out
+
+    def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
+        kind = f"decoder ({self.cfg.autoencoder.store})"
+        if self.cfg.autoencoder.encoder_carry:
+            kind += " + encoder (fp32, carried)"
+        return Memory(kind, carried_bytes(state))

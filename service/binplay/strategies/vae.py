@@ -1,9 +1,9 @@
 """Generator of the deep generative replay baseline (Shin et al. 2017, DGR), in plain PyTorch.
 
-DGR keeps a generator and replays its samples while the next task is learnt. To
-compare it with BinPlay at *equal memory*, the VAE's decoder (the only part that
-must be kept between tasks) gets the same fp32 byte budget as BinPlay's decoder:
-``build_vae`` picks the widest decoder that fits. The architecture mirrors the
+DGR keeps a generator and replays its samples while the next task is learnt. Its whole
+VAE goes on training from one task to the next, so the state carries encoder and decoder,
+and both are its memory: to compare it with BinPlay at *equal memory*, ``build_vae`` picks
+the widest VAE whose carried bytes fit the budget. The architecture mirrors the
 ``compact`` autoencoder (two stride-2 convs / one FC + two transposed convs,
 BatchNorm and LeakyReLU) so that the comparison is about the replay scheme, not
 the network family. Images are floats in [0, 1]; the decoder ends in a sigmoid and
@@ -102,22 +102,29 @@ def decoder_bytes(vae: VAE) -> int:
     return _module_bytes(vae.decoder)
 
 
+def carried_vae_bytes(vae: nn.Module) -> int:
+    """Bytes of the whole VAE as DGR's state carries it between tasks: every tensor of its
+    state dict (encoder and decoder both keep training across tasks, so both are memory)."""
+    return sum(t.numel() * t.element_size() for t in vae.state_dict().values())
+
+
 def _decoder_bytes_at(shape: tuple[int, int, int], latent_dim: int, width: int) -> int:
     with torch.device("meta"):  # count without allocating: widths can be large
-        return _module_bytes(VAEDecoder(shape, latent_dim, width))
+        return carried_vae_bytes(VAE(shape, latent_dim, width))
 
 
 def build_vae(shape: tuple[int, int, int], budget_bytes: int, latent_dim: int = 32) -> VAE:
-    """The widest VAE whose decoder fits ``budget_bytes`` (fp32): equal memory with BinPlay.
+    """The widest VAE whose carried bytes (encoder and decoder, ``carried_vae_bytes``) fit
+    ``budget_bytes``: equal memory with BinPlay, counted as ``binplay.memory`` counts it.
 
-    Decoder size grows strictly with the width, so the largest fitting integer width is
+    The size grows strictly with the width, so the largest fitting integer width is
     found by doubling then bisection over exact counts of the built module.
     """
     shape = tuple(shape)
     _quarter(shape)
     if _decoder_bytes_at(shape, latent_dim, MIN_WIDTH) > budget_bytes:
         need = _decoder_bytes_at(shape, latent_dim, MIN_WIDTH)
-        raise ValueError(f"VAE decoder budget {budget_bytes} B is below the smallest decoder "
+        raise ValueError(f"VAE budget {budget_bytes} B is below the smallest VAE "
                          f"(width {MIN_WIDTH}: {need} B) for shape {shape}")
     lo, hi = MIN_WIDTH, 2 * MIN_WIDTH  # invariant: lo fits
     while _decoder_bytes_at(shape, latent_dim, hi) <= budget_bytes:

@@ -17,7 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict, set_dotted
 
-METRIC = "average_accuracy"  # over the tasks seen so far, %, reported after every task
+# Validation accuracy over the tasks seen so far, %, reported after every task: a search
+# chooses on it (and ASHA stops on it); test accuracy rides along, never chosen on.
+METRIC = "val_average_accuracy"
+TEST_METRIC = "average_accuracy"
 TIME_ATTR = "tasks_done"  # ASHA's clock: the number of the task just finished (1-based)
 
 
@@ -177,6 +180,9 @@ def check_search(search: SearchConfig, base: dict[str, Any], source: str) -> Bin
     of the first point (its resources are every trial's unless the space changes ray.*)."""
     first = {k: d.values_to_check()[0] for k, d in search.space.items()}
     cfg = trial_config(search, base, first, source=f"{source}: overrides")
+    if cfg.stream.val_fraction == 0:
+        raise ConfigError(f"{source}: stream.val_fraction: a search chooses on validation data; "
+                          f"set it above 0 (test accuracy is never chosen on)")
     for key, dim in search.space.items():
         for value in dim.values_to_check():
             trial_config(search, base, {**first, key: value}, source=f"{source}: space.{key}={value}")

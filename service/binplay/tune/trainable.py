@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from binplay.config import BinPlayConfig
-from binplay.tune.config import METRIC, TIME_ATTR, SearchConfig, trial_config
+from binplay.tune.config import METRIC, TEST_METRIC, TIME_ATTR, SearchConfig, trial_config
 
 
 def trial_run_name(trial_id: str) -> str:
@@ -55,12 +55,14 @@ def shared_stream(cfg: BinPlayConfig, search_dir: Path, log=print) -> Path:
 def _report_from_file(report_path: str) -> dict[str, Any] | None:
     """The last task of a run that was already complete when its trial (re)started."""
     try:
-        rows = json.loads(Path(report_path).read_text())["accuracy_matrix"]
+        report = json.loads(Path(report_path).read_text())
+        rows, val_rows = report["accuracy_matrix"], report["val_accuracy_matrix"]
     except (OSError, ValueError, KeyError):
         return None
-    if not rows:
+    if not rows or not val_rows or any(a is None for a in val_rows[-1]):
         return None
-    return {METRIC: sum(rows[-1]) / len(rows[-1]), TIME_ATTR: len(rows), "accuracy_row": rows[-1]}
+    return {METRIC: sum(val_rows[-1]) / len(val_rows[-1]), TEST_METRIC: sum(rows[-1]) / len(rows[-1]),
+            TIME_ATTR: len(rows), "accuracy_row": rows[-1], "val_accuracy_row": val_rows[-1]}
 
 
 def make_trainable(search: SearchConfig, base: dict[str, Any],
@@ -89,7 +91,9 @@ def make_trainable(search: SearchConfig, base: dict[str, Any],
                     return
                 reported.append(metrics["task"])
                 ray.tune.report({METRIC: float(metrics[METRIC]), TIME_ATTR: metrics["task"] + 1,
-                                 "accuracy_row": list(metrics["accuracy_row"])})
+                                 TEST_METRIC: float(metrics.get(TEST_METRIC, float("nan"))),
+                                 "accuracy_row": list(metrics["accuracy_row"]),
+                                 "val_accuracy_row": list(metrics["val_accuracy_row"])})
 
             report_path = train_in_process(cfg, files, stream_dir, after_save)
         else:

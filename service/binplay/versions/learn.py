@@ -27,6 +27,7 @@ from binplay.inference import SavedRun
 from binplay.models.build import check_models_fit
 from binplay.runner import publish_stream, run_in_process
 from binplay.state import (
+    MEASUREMENT,
     STATE_FILE,
     TASK_SCOPED,
     StateError,
@@ -209,9 +210,10 @@ def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamM
 
 def _slim(state: dict[str, Any], cfg: BinPlayConfig) -> dict[str, Any]:
     """What a version keeps: weights, ledger, config; the metrics go to ledger.json, and the
-    fidelity probes and sample grids (which point into or copy past data) are dropped."""
-    kept = {k: v for k, v in state.items() if k not in (*TASK_SCOPED, "probes", "history")}
-    return {**kept, "probes": {}, "history": fresh_state(cfg)["history"]}
+    measurement part (fidelity probes and sample grids, which point into or copy past data)
+    is dropped."""
+    kept = {k: v for k, v in state.items() if k not in (*TASK_SCOPED, MEASUREMENT, "history")}
+    return {**kept, "history": fresh_state(cfg)["history"]}
 
 
 def _metrics(state: dict[str, Any], payload: bytes, test: ImageSet | None, tmp: Path) -> dict[str, Any]:
@@ -221,6 +223,8 @@ def _metrics(state: dict[str, Any], payload: bytes, test: ImageSet | None, tmp: 
     row = history["accuracy"][-1] if history["accuracy"] else []
     out: dict[str, Any] = {
         "accuracy_per_task_at_learn": {str(t): a for t, a in enumerate(row)},
+        "val_accuracy_per_task_at_learn": {
+            str(t): a for t, a in enumerate((history.get("val_accuracy") or [[]])[-1])},
         "fidelity_psnr": (history["fidelity_psnr"][-1] or [None])[-1] if history["fidelity_psnr"] else None,
         "sign_agreement": history["sign_agreement"][-1] if history["sign_agreement"] else None,
         "task_seconds": history["task_seconds"][-1] if history["task_seconds"] else None,

@@ -13,11 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from binplay.codes import CapacityError, capacity, task_prefix
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict, load_config
-from binplay.data.stream import StreamManifest, select_rows, unmemorised_rows, write_task_shards
+from binplay.data.stream import StreamManifest, TaskRows, select_rows, task_rows, write_task_shards
 from binplay.data.types import DataError, ImageSet
 from binplay.state import fresh_state
 from binplay.versions.inputs import classes_of
@@ -72,14 +70,15 @@ def seed_state(cfg: BinPlayConfig, saved: dict[str, Any]) -> dict[str, Any]:
     (checked compatible): its config becomes this learn's, its metrics start afresh."""
     fresh = fresh_state(cfg)
     return {**saved, "fingerprint": fresh["fingerprint"], "config": fresh["config"],
-            "probes": {}, "history": fresh["history"]}
+            "history": fresh["history"], "measurement": fresh["measurement"]}
 
 
-def plan_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet) -> tuple[list[int], np.ndarray]:
-    """The new task's classes and training rows, checked against the codes left; nothing is
-    written before this passes."""
+def plan_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet) -> tuple[list[int], TaskRows]:
+    """The new task's classes and rows (training, validation, unmemorised), checked against the
+    codes left; nothing is written before this passes."""
     classes = classes_of(data)
-    rows = select_rows(data, classes, cfg.train_per_class_read, cfg.stream.order == "class")
+    split = task_rows(data, classes, cfg)
+    rows = split.train
     if len(rows) == 0:
         raise DataError(f"{data.origin}: no training samples")
     left = capacity(cfg.codes.bits_per_part) - ledger.total
@@ -89,11 +88,11 @@ def plan_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet) -> tupl
                             f"{capacity(cfg.codes.bits_per_part)}, {ledger.total} used)")
     if cfg.codes.task_bits:
         task_prefix(len(ledger.tasks), bits=cfg.codes.task_bits, prime=cfg.codes.task_prime)
-    return classes, rows
+    return classes, split
 
 
 def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet,
-               planned: tuple[list[int], np.ndarray], test: ImageSet | None,
+               planned: tuple[list[int], TaskRows], test: ImageSet | None,
                shape: tuple[int, int, int], directory: Path) -> StreamManifest:
     """Write the new task's shards (and the test rows of every learnt class) under ``directory``."""
     t = len(ledger.tasks)
@@ -109,5 +108,5 @@ def stage_task(cfg: BinPlayConfig, ledger: VersionLedger, data: ImageSet,
         tasks.append(past)
     test_part = None if test is None else (test, select_rows(test, classes, cfg.stream.test_per_class))
     tasks.append(write_task_shards(directory, t, classes, ledger.total + 1, (data, rows),
-                                   test_part, cfg.stream, unmemorised_rows(data, classes, cfg, rows)))
+                                   test_part, cfg.stream))
     return StreamManifest(shape, cfg.head_classes, tasks)
