@@ -10,9 +10,9 @@ import torch
 from test_engine import _run
 from torch import nn
 
+from binplay.memory import MB, binplay_carried_bytes, budget_bytes
 from binplay.models import quantise
 from binplay.models.autoencoder import build_autoencoder
-from binplay.memory import MB, binplay_carried_bytes, budget_bytes
 from binplay.models.build import autoencoder_for, binplay_decoder_bytes
 from binplay.models.quantise import fp32_bytes, pack, packed_bytes, store_, stored_bytes, unpack
 from binplay.strategies.binplay import BinPlayStrategy
