@@ -83,16 +83,16 @@ def tiny(synthetic_data, tmp_path):
 @pytest.fixture
 def classifier_calls(monkeypatch) -> list[dict]:
     """The keyword arguments of every classifier epoch the engine runs (inputs, steps, ...)."""
-    from binplay import engine
+    from binplay.strategies import base
 
     calls: list[dict] = []
-    original = engine.clf.classifier_epoch
+    original = base.clf.classifier_epoch
 
     def spy(model, **kw):
         calls.append(kw)
         return original(model, **kw)
 
-    monkeypatch.setattr(engine.clf, "classifier_epoch", spy)
+    monkeypatch.setattr(base.clf, "classifier_epoch", spy)
     return calls
 
 

@@ -29,7 +29,7 @@ from binplay.replay.generate import frozen_copy
 from binplay.seeding import derived_seed
 from binplay.state import check_resume_workers, check_state, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
-from binplay.train import classifier as clf
+from binplay.train.classifier import class_mask
 
 
 def phase_plan(cfg: BinPlayConfig, strategy: Strategy | None = None) -> list[tuple[str, int]]:
@@ -105,7 +105,7 @@ class TaskRun:
         if include_current:
             classes += list(self.shards.classes)
         n = self.models["classifier"].head[-1].out_features
-        return clf.class_mask(classes, n, self.ctx.device)
+        return class_mask(classes, n, self.ctx.device)
 
 
 def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) -> dict[str, Any]:
@@ -178,21 +178,7 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
         if phase == "classifier":
             if current is None:
                 current = strategy.classifier_inputs(run)
-            # From the global number of rows, so every rank takes the same number of steps.
-            steps = run.steps(current.rows, ccfg.batch_size)
-            n_past = strategy.past_per_step(run.t)
-            past = strategy.past_batches(run, epoch, run.local(n_past), steps) if n_past else None
-            n_past = n_past if past is not None else 0
-            m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=current.images,
-                                     labels=current.labels, reconstructed=current.reconstructed,
-                                     unmemorised=current.unmemorised,
-                                     cfg=ccfg,
-                                     seen=run.seen(include_current=True), past=past,
-                                     n_past=run.local(n_past), gen=gen, steps=steps,
-                                     batch=run.local(ccfg.batch_size),
-                                     teacher=run.frozen.get("classifier"),
-                                     old=run.seen(include_current=False))
-            samples = steps * (ccfg.batch_size + n_past)
+            m, samples = strategy.classifier_epoch(run, opt, current, epoch, gen)
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)
         m = {**m, **run.replay_metrics()}

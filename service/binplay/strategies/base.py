@@ -20,6 +20,7 @@ from torch import nn
 
 from binplay.config import BinPlayConfig, ClassifierConfig
 from binplay.memory import carried_bytes
+from binplay.train import classifier as clf
 from binplay.train.classifier import PastBatch, past_per_batch, soft_targets
 
 if TYPE_CHECKING:
@@ -107,6 +108,30 @@ class Strategy:
     def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         """This worker's current inputs and labels, and the global number of rows."""
         return CurrentInputs(run.images, run.labels, run.shards.size)
+
+    def classifier_epoch(self, run: TaskRun, opt: torch.optim.Optimizer, current: CurrentInputs,
+                         epoch: int, gen: torch.Generator) -> tuple[dict[str, float], int]:
+        """One epoch of the classifier phase: (mean metrics, samples processed).
+
+        The default is cross-entropy on the current inputs plus the replay of
+        ``past_batches`` (targets as probabilities), ``past_per_step`` past samples a step;
+        a strategy with a loss of its own (DER++) overrides this whole epoch."""
+        ccfg = self.classifier_config()
+        # From the global number of rows, so every rank takes the same number of steps.
+        steps = run.steps(current.rows, ccfg.batch_size)
+        n_past = self.past_per_step(run.t)
+        past = self.past_batches(run, epoch, run.local(n_past), steps) if n_past else None
+        n_past = n_past if past is not None else 0
+        m = clf.classifier_epoch(run.wrapped["classifier"], opt=opt, inputs=current.images,
+                                 labels=current.labels, cfg=ccfg, seen=run.seen(include_current=True),
+                                 past=past, n_past=run.local(n_past), gen=gen, steps=steps,
+                                 batch=run.local(ccfg.batch_size), **self.loss_inputs(run, current))
+        return m, steps * (ccfg.batch_size + n_past)
+
+    def loss_inputs(self, run: TaskRun, current: CurrentInputs) -> dict[str, Any]:
+        """What the default classifier loss reads beyond the batches (BinPlay: its
+        reconstructed rows, the pre-task classifier for distillation, the old classes)."""
+        return {}
 
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """``n`` past samples per step for the classifier's epoch ``epoch`` of ``steps`` steps

@@ -197,6 +197,10 @@ class BinPlayStrategy(Strategy):
         return CurrentInputs(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]), rows,
                              reconstructed, len(run.unmemorised[0]))
 
+    def loss_inputs(self, run: TaskRun, current: CurrentInputs) -> dict[str, Any]:
+        return {"reconstructed": current.reconstructed, "unmemorised": current.unmemorised,
+                "teacher": run.frozen.get("classifier"), "old": run.seen(include_current=False)}
+
     def past_batches(self, run: TaskRun, epoch: int, n: int, steps: int) -> PastBatch | None:
         """Regenerations by the decoder just trained (frozen for this phase), labelled by the
         ledger's class ranges or by the classifier frozen before the task."""
