@@ -19,8 +19,12 @@ from typing import Any
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict, without_binplay_switches
 from binplay.data.sources import SHAPES
 from binplay.memory import MB, binplay_carried_bytes
+from binplay.strategies import STRATEGIES
 
-SIZED_BY_MEMORY = ("binplay", "er", "dgr")
+
+def sized_by_memory(strategy: str) -> bool:
+    """BinPlay (its decoder) and every strategy with a byte budget of its own."""
+    return strategy == "binplay" or STRATEGIES[strategy].memory_field is not None
 
 
 def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
@@ -67,8 +71,9 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
     tag = "auto" if memory_mb is None else f"{memory_mb:g}mb"
     sets = [f"strategy={strategy}", f"seed={seed}", f"name={strategy}-{tag}-s{seed}",
             f"run.storage_path={runs_dir}"]
-    if memory_mb is not None:
-        sets += [f"er.memory_mb={memory_mb}", f"dgr.memory_mb={memory_mb}"]
+    field = STRATEGIES[strategy].memory_field
+    if memory_mb is not None and field is not None:
+        sets.append(f"{field}={memory_mb}")
     # A baseline trains with its own settings: BinPlay's switches (reconstructions, ledger
     # labels, distillation, ...) do not apply to it and would be refused.
     tree = base if strategy == "binplay" else without_binplay_switches(base)
@@ -153,7 +158,7 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy in sorted({s["strategy"] for s in summary}):
         points = sorted((s["memory_mb"], s["mean"], s["std"]) for s in summary
-                        if s["strategy"] == strategy and s["strategy"] in SIZED_BY_MEMORY)
+                        if s["strategy"] == strategy and sized_by_memory(strategy))
         if points:
             xs, ys, es = zip(*points)
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy)
@@ -175,7 +180,7 @@ def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
     base_tree = base.model_dump(mode="json")
     for memory_mb in memory_mbs:
         for strategy in strategies:
-            if strategy not in SIZED_BY_MEMORY and memory_mb != memory_mbs[0]:
+            if not sized_by_memory(strategy) and memory_mb != memory_mbs[0]:
                 continue  # finetune/joint do not depend on the memory size: run them once
             for seed in seeds:
                 cfg = run_config(base_tree, strategy, seed, memory_mb, output / "runs")

@@ -392,10 +392,15 @@ class BinPlayConfig(_Strict):
         its math.
         """
         parts = self.model_dump(mode="json", exclude={"ray", "replay", "run", "name"})
+        # A baseline's section counts only for the strategies that read it: a new strategy's
+        # section leaves every other strategy's fingerprint (and checkpoints) as they were.
+        for section, readers in BASELINE_SECTIONS.items():
+            if self.strategy not in readers:
+                del parts[section]
         # Fields added after runs existed are left out where they compute what runs did before
         # them (unset, fp32, or shaping a preset not in use): older checkpoints still resume.
         for (section, key), neutral in NEUTRAL_FIELDS.items():
-            if parts[section][key] == neutral:
+            if section in parts and parts[section][key] == neutral:
                 del parts[section][key]
         if parts["autoencoder"]["preset"] != "mlp":
             del parts["autoencoder"]["hidden"], parts["autoencoder"]["channels"]
@@ -417,6 +422,9 @@ def without_binplay_switches(tree: dict[str, Any]) -> dict[str, Any]:
         out.get("classifier", {}).pop(name, None)
     return out
 
+
+# The config sections of the baselines and the strategies that read them.
+BASELINE_SECTIONS: dict[str, tuple[str, ...]] = {"er": ("er",), "dgr": ("dgr",)}
 
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,
                                               ("classifier", "replay_min_confidence"): 0.0,

@@ -68,6 +68,7 @@ class Strategy:
     name = "finetune"
     snapshot: tuple[str, ...] = ()  # models frozen at task start, besides the classifier
     checkpoint_after: tuple[str, ...] = ()  # phases whose end is worth a checkpoint
+    memory_field: str | None = None  # the config field of its byte budget (jobs.compare sets it)
 
     def __init__(self, cfg: BinPlayConfig):
         self.cfg = cfg

@@ -106,6 +106,7 @@ class ReplayBufferStrategy(Strategy):
     settings (``er.epochs``, ``er.lr``, ``er.batch_size``)."""
 
     name = "er"
+    memory_field = "er.memory_mb"
 
     def capacity(self, image_shape: tuple[int, ...]) -> int:
         shape = tuple(int(d) for d in image_shape)
@@ -162,6 +163,7 @@ class GenerativeReplayStrategy(Strategy):
     """DGR: a VAE learns the current task and, by self-rehearsal, its own past samples."""
 
     name = "dgr"
+    memory_field = "dgr.memory_mb"
     snapshot = ("generator",)
     checkpoint_after = ("generator",)
 
