@@ -202,3 +202,12 @@ def test_report_sets_the_paper_beside_its_own_stream_only(tiny):
     assert paper_number(load_config("configs/smoke.yaml").stream) is None  # 3 tasks, subset
     assert paper_number(load_config("configs/split_mnist.yaml",
                                     ["stream.train_per_class=1000"]).stream) is None
+
+
+def test_a_diverged_loss_stops_the_run_in_one_line(tiny, tmp_path):
+    from binplay.errors import TrainingFailed
+
+    cfg = tiny("classifier.lr=1e30", "autoencoder.decoder_epochs=1")
+    with pytest.raises(TrainingFailed, match=r"^task \d, classifier phase, epoch \d: the loss is nan") as err:
+        _run(cfg, tmp_path)
+    assert "\n" not in str(err.value) and "learning rate" in str(err.value)

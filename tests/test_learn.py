@@ -174,6 +174,8 @@ def test_a_live_lock_refuses_a_second_learn_at_once(files, state, capsys):
 def test_later_learns_may_not_change_codes_or_shapes(files, state, capsys):
     before = digest(state)
     for setting, field in (("codes.bits_per_part=9", "codes"), ("autoencoder.width=16", "autoencoder.width"),
+                           ("autoencoder.hidden=64", "autoencoder.hidden"),
+                           ("autoencoder.channels=8", "autoencoder.channels"),
                            ("classifier.max_classes=12", "classifier.max_classes")):
         code, _, err = _learn(["--state", str(state), "--data", str(files["t1"]), "--set", setting], capsys)
         assert code == 2 and err.count("\n") == 1 and err.startswith(f"error: {field}"), err

@@ -10,6 +10,7 @@ interrupted one drew.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from torch import nn
 from binplay.config import BinPlayConfig
 from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, TaskShards
+from binplay.errors import TrainingFailed
 from binplay.evaluation import Evaluator
 from binplay.ledger import Ledger, TaskRecord
 from binplay.models.build import build_models, load_weights
@@ -182,7 +184,12 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
         else:
             m, samples = strategy.epoch(run, phase, epoch, opt, gen)
         m = {**m, **run.replay_metrics()}
-        progress.epoch(run.t, phase, epoch, ctx.mean(m["loss"]), samples, time.time() - tick,
+        loss = ctx.mean(m["loss"])
+        if not math.isfinite(loss):  # every rank sees the same mean: all stop together
+            raise TrainingFailed(f"task {run.t + 1}, {phase} phase, epoch {epoch + 1}: the loss is "
+                                 f"{loss} (training diverged; the usual cause is a learning rate "
+                                 f"too high for this phase)")
+        progress.epoch(run.t, phase, epoch, loss, samples, time.time() - tick,
                        m.get("replay_wait_s"))
         strategy.after_epoch(run, phase, epoch)
         state["cursor"] = position + 1

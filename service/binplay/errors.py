@@ -40,7 +40,7 @@ def worker_error(failures: dict[int, BaseException]) -> Exception:
     ``TrainingFailed`` naming the rank and the exception."""
     for rank, exc in sorted(failures.items()):
         cause = root_cause(exc)
-        for kind in DOMAIN_ERRORS:
+        for kind in (*DOMAIN_ERRORS, TrainingFailed):
             if isinstance(cause, kind):
                 return kind(f"{first_line(cause)} (worker {rank})")
     rank, exc = sorted(failures.items())[0]

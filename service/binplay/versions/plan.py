@@ -24,8 +24,8 @@ from binplay.versions.store import VersionLedger
 # Fields that change the codes or the shapes of the models: fixed by the first learn.
 # Everything else (epochs, learning rates, batch sizes, replay shares, ray, run) may change.
 FROZEN_FIELDS = ("strategy", "codes", "autoencoder.preset", "autoencoder.width",
-                 "classifier.norm", "stream.order", "stream.image_shape", "er.memory_mb",
-                 "dgr.memory_mb", "dgr.latent_dim")
+                 "autoencoder.hidden", "autoencoder.channels", "classifier.norm", "stream.order",
+                 "stream.image_shape", "er.memory_mb", "dgr.memory_mb", "dgr.latent_dim")
 
 
 def _field(tree: dict[str, Any], dotted: str) -> Any:
@@ -48,8 +48,10 @@ def learn_config(config_file: str | None, overrides: list[str],
     if saved is None:
         return cfg
     new = cfg.model_dump(mode="json")
+    # The state's config as this version reads it (fields added since take their defaults).
+    old = config_from_dict(saved["config"], source="state config").model_dump(mode="json")
     for dotted in FROZEN_FIELDS:
-        before, after = _field(saved["config"], dotted), _field(new, dotted)
+        before, after = _field(old, dotted), _field(new, dotted)
         if before != after:
             raise ConfigError(f"{dotted}: {after!r} differs from the state's {before!r} (fixed at "
                               f"the first learn: it changes the codes or the models' shapes)")
