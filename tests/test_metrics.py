@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from binplay.metrics import (
     average_accuracy,
@@ -67,3 +68,40 @@ def test_confusion_matrix_counts_true_rows_and_predicted_columns():
     assert most_confused(confusion_matrix([1, 2], [1, 2], 3)) == []  # all right: nothing to list
     with pytest.raises(ValueError):
         confusion_matrix([0, 1], [0], 2)
+
+
+def test_figures_name_classes_and_tick_whole_tasks(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from unittest import mock
+
+    import matplotlib.pyplot as plt
+
+    from binplay.report import _figures, class_name
+
+    assert class_name("fashion_mnist", 0) == "T-shirt/top" and class_name("cifar10", 9) == "truck"
+    assert class_name("parquet", 3) == "c3"
+    titles, ticks = [], []
+    real_subplots = plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = real_subplots(*args, **kwargs)
+        for ax in (axes.flat if hasattr(axes, "flat") else [axes]):
+            ax.set_title = mock.Mock(side_effect=lambda text, _ax=ax, **kw: titles.append(text))
+            real_ticks = ax.set_xticks
+
+            def record(values, *a, _real=real_ticks, **kw):
+                ticks.append(list(values))
+                return _real(values, *a, **kw)
+
+            ax.set_xticks = record
+        return fig, axes
+
+    grid = {"labels": [[0, [0, 1]]], "original": [torch.zeros(2, 1, 4, 4, dtype=torch.uint8)],
+            "regenerated": [torch.zeros(2, 1, 4, 4, dtype=torch.uint8)]}
+    report = {"dataset": "fashion_mnist", "accuracy_matrix": [[90.0], [80.0, 85.0], [70.0, 75.0, 95.0]]}
+    with mock.patch.object(plt, "subplots", spy):
+        _figures(report, [grid], tmp_path)
+    assert "real T-shirt/top" in titles and "regen Trouser" in titles
+    assert [1, 2, 3] in ticks  # accuracy curves: whole tasks on the x axis

@@ -10,6 +10,7 @@ import torch
 
 from binplay import metrics
 from binplay.config import BinPlayConfig, StreamConfig
+from binplay.data.sources import CLASS_NAMES
 from binplay.memory import by_part, carried, classifier_bytes
 from binplay.strategies import Memory
 
@@ -113,7 +114,13 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sample_figure(grid: dict[str, Any], path: Path, plt) -> None:
+def class_name(dataset: str, label: int) -> str:
+    """A shipped dataset's class name (``CLASS_NAMES``); ``c<label>`` for user data."""
+    names = CLASS_NAMES.get(dataset, [])
+    return names[label] if 0 <= label < len(names) else f"c{label}"
+
+
+def _sample_figure(grid: dict[str, Any], path: Path, plt, dataset: str = "") -> None:
     """Each probe's original beside its regeneration, a row per task, titled with the class."""
     rows = len(grid["labels"])
     cols = max(len(classes) for _, classes in grid["labels"])
@@ -127,7 +134,8 @@ def _sample_figure(grid: dict[str, Any], path: Path, plt) -> None:
                 image = grid[key][r][k].permute(1, 2, 0).squeeze(-1).numpy()
                 ax = axes[r][2 * k + side]
                 ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
-                ax.set_title(f"{'real' if side == 0 else 'regen'} c{label}", fontsize=7)
+                ax.set_title(f"{'real' if side == 0 else 'regen'} {class_name(dataset, label)}",
+                             fontsize=6)
         axes[r][0].text(-0.15, 0.5, f"task {task_id + 1}", transform=axes[r][0].transAxes,
                         ha="right", va="center", fontsize=8)
     fig.suptitle("original | regenerated from its code, per task (class in the title)", fontsize=8)
@@ -144,7 +152,7 @@ def _figures(report: dict[str, Any], grids: list[dict[str, Any]], out: Path) -> 
 
     for t, grid in enumerate(grids):
         if grid["labels"]:
-            _sample_figure(grid, out / f"samples_after_task_{t + 1}.png", plt)
+            _sample_figure(grid, out / f"samples_after_task_{t + 1}.png", plt, report["dataset"])
     acc = report["accuracy_matrix"]
     T = len(acc)
     full = torch.full((T, T), float("nan"))

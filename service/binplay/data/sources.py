@@ -26,6 +26,14 @@ MIRROR_ENV = "BINPLAY_DATA_MIRROR"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_ROOT = Path(os.environ.get("BINPLAY_DOWNLOAD_ROOT", Path.home() / ".cache" / "binplay"))
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+# Names of the shipped datasets' classes, in label order (figures say them, not c0..c9).
+CLASS_NAMES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"],
+}
 _TV_DIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
