@@ -20,7 +20,8 @@ BAD_LR = 1e-9  # the classifier barely moves: chance accuracy, ASHA's to stop
 
 
 def _search(tiny, tmp_path, lrs, overrides=(), space=None, **extra):
-    base = write_config(tiny("classifier.epochs=3", "autoencoder.decoder_epochs=4"),
+    base = write_config(tiny("classifier.epochs=3", "autoencoder.decoder_epochs=4",
+                             "stream.val_fraction=0.2"),  # a search chooses on validation
                         tmp_path / "base.yaml")
     spec = {"name": "t", "base": str(base), "space": space or {"classifier.lr": {"grid": lrs}},
             "overrides": {"run.threads": 1, **dict(overrides)}, "resources": {"cpus": 1},
@@ -68,11 +69,11 @@ def test_search_stops_the_bad_trial_and_writes_a_trainable_best(tiny, tmp_path):
     rows = _trials(out)
     assert len(rows) == 3
     bad = [r for r in rows if float(r["classifier.lr"]) == BAD_LR]
-    assert bad[0]["stopped_early"] == "True" and bad[0]["average_accuracy_task_2"] == ""
-    assert bad[0]["average_accuracy_task_1"] != ""  # judged after its first task
+    assert bad[0]["stopped_early"] == "True" and bad[0]["val_average_accuracy_task_2"] == ""
+    assert bad[0]["val_average_accuracy_task_1"] != ""  # judged after its first task
     # ASHA may also stop a good trial that is below the first at a rung; some complete
     completed = [r for r in rows if r["status"] == "completed"]
-    assert completed and all(r["average_accuracy_task_2"] != "" for r in completed)
+    assert completed and all(r["val_average_accuracy_task_2"] != "" for r in completed)
     for name in ("trials.md", "metric_per_task.png", "best.yaml"):
         assert (out / name).is_file()
     best = yaml.safe_load((out / "best.yaml").read_text())
