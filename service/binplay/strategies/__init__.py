@@ -10,6 +10,7 @@ from binplay.strategies.baselines import (
     ReplayBufferStrategy,
 )
 from binplay.strategies.binplay import BinPlayStrategy
+from binplay.strategies.derpp import DerppStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "binplay": BinPlayStrategy,
@@ -17,6 +18,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "joint": JointStrategy,
     "er": ReplayBufferStrategy,
     "dgr": GenerativeReplayStrategy,
+    "derpp": DerppStrategy,
 }
 
 
