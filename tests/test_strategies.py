@@ -86,7 +86,7 @@ def test_size_for_budget_is_the_widest_compact_decoder_that_fits(tiny):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["binplay", "finetune", "joint", "er", "derpp", "dgr"])
+@pytest.mark.parametrize("strategy", ["binplay", "finetune", "joint", "er", "er_ace", "derpp", "dgr"])
 def test_each_strategy_completes_the_smoke_stream(strategy, tmp_path):
     import yaml
 

@@ -205,7 +205,7 @@ class ClassifierConfig(_Strict):
     )
 
 
-StrategyName = Literal["binplay", "finetune", "joint", "er", "dgr", "derpp"]
+StrategyName = Literal["binplay", "finetune", "joint", "er", "dgr", "derpp", "er_ace"]
 MemoryBudget = float | Literal["auto"]
 
 
@@ -342,8 +342,8 @@ class BinPlayConfig(_Strict):
     seed: int = 0
     strategy: StrategyName = Field(
         "binplay", description="binplay, or a baseline: finetune (lower bound), joint (upper "
-        "bound; stores all data), er (raw replay buffer), derpp (DER++: buffer with stored "
-        "logits), dgr (VAE generative replay)")
+        "bound; stores all data), er (raw replay buffer), er_ace (ER with the asymmetric "
+        "cross-entropy), derpp (DER++: buffer with stored logits), dgr (VAE generative replay)")
     stream: StreamConfig = Field(default_factory=StreamConfig)
     codes: CodesConfig = Field(default_factory=CodesConfig)
     autoencoder: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
@@ -453,7 +453,7 @@ def without_binplay_switches(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 # The config sections of the baselines and the strategies that read them.
-BASELINE_SECTIONS: dict[str, tuple[str, ...]] = {"er": ("er",), "dgr": ("dgr",),
+BASELINE_SECTIONS: dict[str, tuple[str, ...]] = {"er": ("er", "er_ace"), "dgr": ("dgr",),
                                                  "derpp": ("derpp",)}
 
 NEUTRAL_FIELDS: dict[tuple[str, str], Any] = {("classifier", "max_classes"): None,

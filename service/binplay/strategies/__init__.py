@@ -11,6 +11,7 @@ from binplay.strategies.baselines import (
 )
 from binplay.strategies.binplay import BinPlayStrategy
 from binplay.strategies.derpp import DerppStrategy
+from binplay.strategies.er_ace import ErAceStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "binplay": BinPlayStrategy,
@@ -19,6 +20,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
     "er": ReplayBufferStrategy,
     "dgr": GenerativeReplayStrategy,
     "derpp": DerppStrategy,
+    "er_ace": ErAceStrategy,
 }
 
 
