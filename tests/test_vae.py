@@ -1,18 +1,10 @@
-"""The DGR baseline's VAE generator (binplay.strategies.vae): equal-memory sizing and training."""
+"""The DGR baseline's VAE generator (binplay.models.vae, binplay.train.vae): sizing, training."""
 
 import pytest
 import torch
 
-from binplay.strategies.vae import (
-    VAE,
-    build_vae,
-    carried_vae_bytes,
-    decoder_bytes,
-    frozen_copy,
-    sample,
-    vae_epoch,
-    vae_loss,
-)
+from binplay.models.vae import VAE, build_vae, carried_vae_bytes, decoder_bytes, frozen_copy, sample
+from binplay.train.vae import vae_epoch, vae_loss
 
 torch.set_num_threads(1)
 MIB = 2**20

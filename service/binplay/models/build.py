@@ -52,7 +52,7 @@ def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
         torch.manual_seed(derived_seed(cfg.seed, "autoencoder"))
         models["encoder"], models["decoder"] = autoencoder_for(cfg, shape)
     elif cfg.strategy == "dgr":
-        from binplay.strategies.vae import build_vae
+        from binplay.models.vae import build_vae
 
         torch.manual_seed(derived_seed(cfg.seed, "generator"))
         from binplay.memory import budget_bytes

@@ -4,7 +4,7 @@ BinPlay's memory is its decoder, so what counts is the bytes it is kept in. ``pa
 turns a decoder into the tensors that would be written (int8: the weight matrices and
 kernels as int8 with one fp32 scale per output channel; bf16: those weights as bf16;
 biases, norm parameters and float buffers such as BatchNorm's running statistics stay
-fp32 in both, as the prototype ``benchmarks/levers_prototype.py`` counted them);
+fp32 in both, as the issue-14 prototype counted them);
 ``unpack`` gives back the fp32 values a decoder computes with. ``store_`` replaces a
 decoder's weights in place by ``unpack(pack(...))``, so the frozen copy that regenerates
 past samples in the next task computes with exactly what the stored bytes hold.

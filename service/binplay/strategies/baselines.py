@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from binplay.config import ClassifierConfig
 from binplay.data.stream import read_shards
 from binplay.memory import budget_bytes, carried_bytes
+from binplay.models import vae
 from binplay.seeding import derived_seed
-from binplay.strategies import vae
 from binplay.strategies.base import CurrentInputs, Memory, PastBatch, Strategy, soft_target_batches
+from binplay.train.vae import vae_epoch
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
@@ -179,7 +180,7 @@ class GenerativeReplayStrategy(Strategy):
         steps = run.steps(run.shards.size, batch)
         # Each past task weighs as much as the current one, as in the classifier phase.
         past_share = run.t / (run.t + 1)
-        m = vae.vae_epoch(run.wrapped["generator"], opt, run.images, run.frozen.get("generator"),
+        m = vae_epoch(run.wrapped["generator"], opt, run.images, run.frozen.get("generator"),
                           past_share, gen, steps, run.local(batch))
         return m, steps * batch
 
