@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
             print(f"config OK (fingerprint {cfg.fingerprint()})")
             return
-        from binplay.runner import train
+        from binplay.launch import train
 
         train(cfg)
 

@@ -73,7 +73,7 @@ def test_new_config_section_leaves_other_fingerprints(tiny):
 @pytest.mark.slow
 def test_derpp_against_er_at_the_same_bytes(tmp_path):
     from binplay.config import load_config
-    from binplay.runner import train
+    from binplay.launch import train
     from conftest import MIRROR, require
 
     require(MIRROR / "MNIST" / "raw", "MNIST mirror")

@@ -10,9 +10,9 @@ import torch
 from test_engine import _run
 
 from binplay.compare import size_for_budget
+from binplay.launch import train
 from binplay.memory import binplay_carried_bytes
 from binplay.models.build import MB, binplay_decoder_bytes
-from binplay.runner import train
 from binplay.strategies.baselines import balanced_buffer, image_bytes
 from conftest import require
 

@@ -15,8 +15,8 @@ from test_engine import _run
 from binplay.config import ConfigError, load_config
 from binplay.data.stream import build_stream, read_shards, task_rows, validation_count
 from binplay.data.types import ImageSet
+from binplay.launch import train
 from binplay.memory import carried, carried_bytes, classifier_bytes
-from binplay.runner import train
 from binplay.state import STATE_FILE, load_state, save_state
 from binplay.strategies.binplay import BinPlayStrategy, fresh_encoder
 

@@ -173,7 +173,7 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
 
 def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
             memory_mbs: list[float | None], output: Path, log=print) -> dict[str, Any]:
-    from binplay.runner import train
+    from binplay.launch import train
 
     output.mkdir(parents=True, exist_ok=True)
     rows = []

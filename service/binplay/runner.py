@@ -1,6 +1,7 @@
 """Run a whole stream in this process (no Ray): the reference path and the unit-test path.
 
-The Ray Train path (binplay.ray_train) runs the same ``run_stream`` inside workers.
+The Ray Train path (binplay.ray_train) runs the same ``run_stream`` inside workers;
+``binplay.launch.train`` picks one of the two.
 """
 
 from __future__ import annotations
@@ -111,14 +112,3 @@ def run_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles
                                                       save=save, replay=source, **logged))
     finally:
         source.close()
-
-
-def train(cfg: BinPlayConfig) -> str:
-    """Train (or resume) the run ``cfg`` describes where it lives; returns its report's path.
-    ``ray.num_workers=0`` trains in this process, otherwise through Ray Train."""
-    files = RunFiles(cfg)
-    if cfg.ray.num_workers == 0:
-        return train_in_process(cfg, files)
-    from binplay.ray_train.trainer import train_with_ray
-
-    return train_with_ray(cfg, files)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -98,22 +99,17 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
     )
 
 
-def train_with_ray(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | None = None,
-                   callbacks: list | None = None) -> str:
-    """Train (or resume) the run with Ray Train. ``callbacks`` (e.g. Tune's
-    ``TuneReportCallback`` inside a trial) mean a caller already holds Ray and has
-    checked the capacity of all its runs together; ``stream_dir`` is a shared stream."""
+def fit_stream(cfg: BinPlayConfig, manifest: StreamManifest,
+               callbacks: list | None = None) -> dict[str, Any]:
+    """The one Ray Train launch of jobs.train, jobs.learn and Tune's trials: check what the
+    workers would refuse, fit, and return the final state (``run_root(cfg)`` holds the run).
+    ``callbacks`` (Tune's ``TuneReportCallback`` inside a trial) mean a caller already
+    holds Ray and has checked the capacity of all its runs together."""
     import ray.train
 
-    started = time.time()
     if callbacks is None:
         ensure_ray(cfg)
         check_fits(cfg)
-    if claim_run(cfg):
-        print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
-              f"checkpoint", flush=True)
-    manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
-    check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
     check_latest_checkpoint(cfg)
     trainer = build_trainer(cfg, manifest, callbacks)
     fit_started = time.time()
@@ -125,5 +121,17 @@ def train_with_ray(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | None =
     if result.checkpoint is None:
         raise StateError(f"{run_root(cfg)}: training ended without a checkpoint")
     with result.checkpoint.as_directory() as path:
-        state = load_state(path, cfg)
+        return load_state(path, cfg)
+
+
+def train_with_ray(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | None = None,
+                   callbacks: list | None = None) -> str:
+    """Train (or resume) the run with Ray Train; ``stream_dir`` is a shared stream."""
+    started = time.time()
+    if claim_run(cfg):
+        print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
+              f"checkpoint", flush=True)
+    manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
+    check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
+    state = fit_stream(cfg, manifest, callbacks)
     return finish(cfg, manifest, state, files, time.time() - started)

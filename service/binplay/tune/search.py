@@ -123,7 +123,7 @@ def run_search(search: SearchConfig, base: dict[str, Any], output: str | None = 
 
 def train_final(best, out: Path, log) -> dict[str, Any]:
     """The realistic protocol's second half: the winner trains the whole stream."""
-    from binplay.runner import train
+    from binplay.launch import train
 
     cfg = place_run(best, str(out / "final"))
     report = json.loads(Path(train(cfg)).read_text())

@@ -73,38 +73,35 @@ def make_trainable(search: SearchConfig, base: dict[str, Any],
     def trial(params: dict[str, Any]) -> None:
         import ray.tune
 
+        from binplay.launch import train
         from binplay.storage import RunFiles
 
         trial_id = ray.tune.get_context().get_trial_id()
         cfg = trial_config(search, base, params, name=trial_run_name(trial_id),
                            storage=str(root / "trials"))
         stream_dir = shared_stream(cfg, root)
-        files = RunFiles(cfg)
         reported = []
-        if cfg.ray.num_workers == 0:
-            from binplay.runner import train_in_process
 
-            def after_save(state: dict | None, metrics: dict[str, Any]) -> None:
-                # Only task ends reach Tune: a mid-task save has no new accuracy, and the
-                # checkpoint it wrote in the trial's run is what a restart resumes from.
-                if METRIC not in metrics:
-                    return
-                reported.append(metrics["task"])
-                ray.tune.report({METRIC: float(metrics[METRIC]), TIME_ATTR: metrics["task"] + 1,
-                                 TEST_METRIC: float(metrics.get(TEST_METRIC, float("nan"))),
-                                 "accuracy_row": list(metrics["accuracy_row"]),
-                                 "val_accuracy_row": list(metrics["val_accuracy_row"])})
+        def after_save(state: dict | None, metrics: dict[str, Any]) -> None:
+            # In-process trials: only task ends reach Tune. A mid-task save has no new
+            # accuracy, and the checkpoint it wrote is what a restart resumes from.
+            if METRIC not in metrics:
+                return
+            reported.append(metrics["task"])
+            ray.tune.report({METRIC: float(metrics[METRIC]), TIME_ATTR: metrics["task"] + 1,
+                             TEST_METRIC: float(metrics.get(TEST_METRIC, float("nan"))),
+                             "accuracy_row": list(metrics["accuracy_row"]),
+                             "val_accuracy_row": list(metrics["val_accuracy_row"])})
 
-            report_path = train_in_process(cfg, files, stream_dir, after_save)
-        else:
+        callbacks = None
+        if cfg.ray.num_workers > 0:
             from ray.tune.integration.ray_train import TuneReportCallback
-
-            from binplay.ray_train.trainer import train_with_ray
 
             # Each Train report is forwarded; the worker puts the metric and the task
             # count in every one of them (worker.tune_metrics), as ASHA needs.
-            report_path = train_with_ray(cfg, files, str(stream_dir), callbacks=[TuneReportCallback()])
+            callbacks = [TuneReportCallback()]
             reported.append(-1)
+        report_path = train(cfg, RunFiles(cfg), stream_dir, after_save, callbacks)
         if not reported:
             # The run was complete before this (re)start: give Tune its final result once.
             final = _report_from_file(report_path)

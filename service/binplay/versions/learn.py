@@ -184,28 +184,14 @@ def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamM
                     staging: str) -> dict[str, Any]:
     """The Ray Train path of jobs.train, its run placed in the staging area. The workers resume
     from the newest ``checkpoint_*`` there, so the latest version goes in as the first one."""
-    import ray.train
-
-    from binplay.errors import worker_error
     from binplay.ray_train.checkpoints import newest_checkpoint
-    from binplay.ray_train.cluster import check_fits, ensure_ray
-    from binplay.ray_train.trainer import build_trainer, check_latest_checkpoint
+    from binplay.ray_train.trainer import fit_stream
 
-    ensure_ray(cfg)
-    check_fits(cfg)
     if files.remote is not None:  # workers on other nodes read the shards from the state
         publish_stream(files, manifest)
     if seed is not None and newest_checkpoint(placed) is None:
         store.write_bytes(f"{staging}/{SEED_CHECKPOINT}/{STATE_FILE}", state_bytes(seed))
-    check_latest_checkpoint(placed)
-    try:
-        result = build_trainer(placed, manifest).fit()
-    except ray.train.WorkerGroupError as exc:
-        raise worker_error(exc.worker_failures) from None
-    if result.checkpoint is None:
-        raise StateError(f"{store.location(staging)}: training ended without a checkpoint")
-    with result.checkpoint.as_directory() as path:
-        return load_state(path, cfg)
+    return fit_stream(placed, manifest)
 
 
 def _slim(state: dict[str, Any], cfg: BinPlayConfig) -> dict[str, Any]:
