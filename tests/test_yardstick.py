@@ -148,11 +148,16 @@ def test_learn_versions_hold_no_image_or_per_sample_record(tmp_path, capsys):
         assert main(["--state", str(tmp_path / "state"), "--data", str(files[f"t{k}"]),
                      "--test", str(files["test"]),
                      *(["--config", str(config)] if k == 0 else [])]) == 0
+    ledger = json.loads((tmp_path / "state" / "versions" / "v0002" / "ledger.json").read_text())
     for version in sorted((tmp_path / "state" / "versions").iterdir()):
         raw = torch.load(version / STATE_FILE, weights_only=True)
         _no_past_data(raw, 48, str(version))
         assert not (version / "measurement.pt").exists()
         assert "encoder" not in raw["models"]
+        # The version's ledger gives the same memory figure as jobs.train's report.
+        task = ledger["tasks"][int(version.name[1:]) - 1]
+        assert task["metrics"]["memory_bytes"] == carried_bytes(raw) > 0
+        assert task["metrics"]["classifier_bytes"] == classifier_bytes(raw)
 
 
 def _labelled(n_per_class: int, classes: list[int]) -> ImageSet:

@@ -24,6 +24,7 @@ from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
 from binplay.data.types import ImageSet
 from binplay.inference import SavedRun
+from binplay.memory import by_part, carried, carried_bytes, classifier_bytes
 from binplay.models.build import check_models_fit
 from binplay.runner import publish_stream, run_in_process
 from binplay.state import (
@@ -145,7 +146,7 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         classes=task.classes, class_ranges=task.class_ranges, data_sha256=data_sha,
         test_sha256=fingerprint(req.test) if req.test else None, source=req.data,
         samples=task.size, config=cfg.model_dump(mode="json"), learnt_at=now(),
-        metrics=_metrics(state, payload, test, tmp))
+        metrics=_metrics(published, state, payload, test, tmp))
     new_ledger = VersionLedger(tasks=[*ledger.tasks, entry])
     lock.check()
     if store.latest() != parent:  # compare before the swap: never publish over another version
@@ -202,7 +203,8 @@ def _slim(state: dict[str, Any], cfg: BinPlayConfig) -> dict[str, Any]:
     return {**kept, "history": fresh_state(cfg)["history"]}
 
 
-def _metrics(state: dict[str, Any], payload: bytes, test: ImageSet | None, tmp: Path) -> dict[str, Any]:
+def _metrics(published: dict[str, Any], state: dict[str, Any], payload: bytes, test: ImageSet | None,
+             tmp: Path) -> dict[str, Any]:
     """The new task's numbers at the time: the engine's (accuracy on the staged test rows of
     every task, fidelity, sign agreement, seconds) and, on --test, accuracy per class."""
     history = state["history"]
@@ -214,6 +216,10 @@ def _metrics(state: dict[str, Any], payload: bytes, test: ImageSet | None, tmp: 
         "fidelity_psnr": (history["fidelity_psnr"][-1] or [None])[-1] if history["fidelity_psnr"] else None,
         "sign_agreement": history["sign_agreement"][-1] if history["sign_agreement"] else None,
         "task_seconds": history["task_seconds"][-1] if history["task_seconds"] else None,
+        # What the version carries into the next learn (binplay.memory, as jobs.train reports).
+        "memory_bytes": carried_bytes(published),
+        "classifier_bytes": classifier_bytes(published),
+        "memory_parts": by_part(carried(published)),
     }
     if test is not None:
         (tmp / "new").mkdir(exist_ok=True)
