@@ -126,3 +126,25 @@ def test_one_worker_reproduces_the_in_process_run(ray_head, tiny, tmp_path):
     pa, pb = results["in-process"]["fidelity_psnr"][-1], results["ray"]["fidelity_psnr"][-1]
     print(f"fidelity PSNR in-process {pa} vs ray {pb}")
     assert all(abs(x - y) <= REPRODUCTION_TOLERANCE_DB for x, y in zip(pa, pb))
+
+
+def test_ray_bookkeeping_loggers_are_quiet_unless_asked():
+    import logging
+
+    from binplay.ray_train.quiet import quiet_ray_logs, ray_info_loggers
+
+    names = ray_info_loggers()
+    assert any(n.endswith("context.py") for n in names)  # Train v2 reports by file path
+    before = {name: logging.getLogger(name).level for name in [*names, None]}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logging.getLogger().setLevel(logging.INFO)  # as Ray's workers configure the root
+    quiet_ray_logs(show=True)
+    assert logging.getLogger("ray.train.v2.torch.train_loop_utils").isEnabledFor(logging.INFO)
+    quiet_ray_logs()
+    for name in [*names, "ray.train.v2.torch.train_loop_utils",
+                 "ray.train.v2._internal.execution.storage"]:
+        logger = logging.getLogger(name)
+        assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING), name
+    for name, level in before.items():
+        logging.getLogger(name).setLevel(level)

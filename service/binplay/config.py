@@ -332,6 +332,9 @@ class RunConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, gt=0, description="torch threads per process")
     fidelity_samples: int = Field(256, gt=0)
+    ray_logs: bool = Field(
+        False, description="show Ray's own INFO lines (each report, checkpoint and prepared "
+        "model); off: only the run's progress, summaries, warnings and errors")
     keep_checkpoints: int | None = Field(
         2, ge=1, description="Ray Train checkpoints kept (the latest ones; the newest is never "
         "deleted, so resume and the jobs always find it); null keeps every one")

@@ -24,6 +24,7 @@ from binplay.errors import worker_error
 from binplay.models.build import check_models_fit
 from binplay.ray_train.checkpoints import newest_checkpoint
 from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
+from binplay.ray_train.quiet import quiet_ray_logs
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.runner import finish, prepare_stream
 from binplay.state import StateError, check_resume_workers, load_state
@@ -110,6 +111,7 @@ def fit_stream(cfg: BinPlayConfig, manifest: StreamManifest,
     if callbacks is None:
         ensure_ray(cfg)
         check_fits(cfg)
+    quiet_ray_logs(cfg.run.ray_logs)
     check_latest_checkpoint(cfg)
     trainer = build_trainer(cfg, manifest, callbacks)
     fit_started = time.time()

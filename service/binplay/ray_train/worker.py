@@ -25,6 +25,7 @@ from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
 from binplay.engine import run_stream
 from binplay.metrics import mean_known
 from binplay.ray_train.checkpoints import newest_checkpoint, progress
+from binplay.ray_train.quiet import quiet_ray_logs
 from binplay.replay import make_source
 from binplay.state import load_state, save_state
 
@@ -95,6 +96,7 @@ def _saver(resume: dict[str, Any] | None):
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     cfg = BinPlayConfig.model_validate(loop_config["config"])
+    quiet_ray_logs(cfg.run.ray_logs)
     manifest = StreamManifest.from_json(loop_config["manifest"])
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
