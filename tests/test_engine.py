@@ -170,7 +170,7 @@ def test_worker_count_may_change_only_at_a_task_boundary(tiny, tmp_path):
 
 def test_images_the_models_cannot_take_fail_on_the_driver(tiny):
     from binplay.config import ConfigError
-    from binplay.models.build import check_models_fit
+    from binplay.run_models import check_models_fit
 
     check_models_fit(tiny(), (1, 28, 28), 4)
     with pytest.raises(ConfigError, match=r"images of shape \(1, 30, 30\) do not fit"):

@@ -11,8 +11,8 @@ from binplay.context import TrainContext
 from binplay.data.stream import build_stream
 from binplay.engine import run_stream
 from binplay.ledger import Ledger, TaskRecord
-from binplay.models.build import build_models
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, generate
+from binplay.run_models import build_models
 from binplay.train.classifier import soft_targets
 
 SHAPE = (1, 28, 28)

@@ -24,7 +24,8 @@ from binplay.strategies import STRATEGIES
 
 def sized_by_memory(strategy: str) -> bool:
     """BinPlay (its decoder) and every strategy with a byte budget of its own."""
-    return strategy == "binplay" or STRATEGIES[strategy].memory_field is not None
+    cls = STRATEGIES[strategy]
+    return cls.reads_binplay_switches or cls.memory_field is not None
 
 
 def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
@@ -76,9 +77,9 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
         sets.append(f"{field}={memory_mb}")
     # A baseline trains with its own settings: BinPlay's switches (reconstructions, ledger
     # labels, distillation, ...) do not apply to it and would be refused.
-    tree = base if strategy == "binplay" else without_binplay_switches(base)
+    tree = base if STRATEGIES[strategy].reads_binplay_switches else without_binplay_switches(base)
     cfg = config_from_dict(tree, sets, source="compare")
-    if memory_mb is not None and strategy == "binplay":
+    if memory_mb is not None and STRATEGIES[strategy].reads_binplay_switches:  # its decoder
         field, value = size_for_budget(cfg, int(memory_mb * MB))
         setattr(cfg.autoencoder, field, value)
     return cfg
@@ -107,7 +108,7 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "wall_seconds": sum(r["training_seconds"] for r in runs)})
     for setting in {s["memory_setting"] for s in out}:
         scored = [s for s in out if s["memory_setting"] == setting and s["val_mean"] is not None
-                  and s["strategy"] != "joint"]  # joint keeps all data: a bound, not a choice
+                  and not STRATEGIES[s["strategy"]].bound]  # bounds are not choices
         best = max(scored, key=lambda s: s["val_mean"], default=None)
         for s in out:
             if s["memory_setting"] == setting:

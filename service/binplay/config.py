@@ -410,6 +410,12 @@ class BinPlayConfig(_Strict):
                 and self.train_per_class_read != self.stream.train_per_class)
 
     @property
+    def uses_replay_actors(self) -> bool:
+        """Whether the run decodes its rehearsal on Ray actors (``replay.mode: actors``; only
+        a strategy that regenerates from codes has anything to decode there)."""
+        return self.replay.mode == "actors" and self.strategy in DECODING_STRATEGIES
+
+    @property
     def head_classes(self) -> int:
         """Outputs of the classifier head: ``classifier.max_classes`` or the declared classes."""
         return self.classifier.max_classes or self.stream.num_classes
@@ -454,6 +460,9 @@ def without_binplay_switches(tree: dict[str, Any]) -> dict[str, Any]:
         out.get("classifier", {}).pop(name, None)
     return out
 
+
+# Strategies whose rehearsal a replay source decodes (inline or on Ray actors).
+DECODING_STRATEGIES = ("binplay",)
 
 # The config sections of the baselines and the strategies that read them.
 BASELINE_SECTIONS: dict[str, tuple[str, ...]] = {"er": ("er", "er_ace"), "dgr": ("dgr",),

@@ -24,10 +24,11 @@ from binplay.data.stream import StreamManifest, TaskShards
 from binplay.errors import TrainingFailed
 from binplay.evaluation import Evaluator
 from binplay.ledger import Ledger, TaskRecord
-from binplay.models.build import build_models, load_weights
+from binplay.models.build import load_weights
 from binplay.progress import Progress
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
 from binplay.replay.generate import frozen_copy
+from binplay.run_models import build_models
 from binplay.seeding import derived_seed
 from binplay.state import check_resume_workers, check_state, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy

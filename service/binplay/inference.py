@@ -16,8 +16,9 @@ from torch import nn
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.ledger import Ledger
 from binplay.metrics import confusion_matrix, most_confused
-from binplay.models.build import build_models, load_weights
+from binplay.models.build import load_weights
 from binplay.replay import decode_indices
+from binplay.run_models import build_models
 from binplay.state import STATE_FILE, StateError, load_state
 from binplay.train.classifier import class_mask, masked_logits, predict
 

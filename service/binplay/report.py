@@ -28,7 +28,8 @@ def paper_number(stream: StreamConfig) -> float | None:
 
 
 def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
-                 image_shape: tuple[int, ...], wall_seconds: float) -> dict[str, Any]:
+                 image_shape: tuple[int, ...], wall_seconds: float,
+                 paper_method: bool = False) -> dict[str, Any]:
     hist = state["history"]
     acc = hist["accuracy"]
     mb = memory.bytes / MB
@@ -65,7 +66,7 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
         "task_seconds": hist["task_seconds"],
         "wall_seconds": wall_seconds,
         "training_seconds": sum(hist["task_seconds"]),
-        "paper_average_accuracy": paper_number(cfg.stream) if cfg.strategy == "binplay" else None,
+        "paper_average_accuracy": paper_number(cfg.stream) if paper_method else None,
         "config": cfg.model_dump(mode="json"),
     }
 

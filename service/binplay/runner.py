@@ -17,9 +17,9 @@ from binplay.config import BinPlayConfig
 from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, build_stream
 from binplay.engine import run_stream
-from binplay.models.build import check_models_fit
 from binplay.replay import make_source
 from binplay.report import build_report, write_report
+from binplay.run_models import check_models_fit
 from binplay.state import STATE_FILE, check_resume_workers, load_state, save_state
 from binplay.storage import RunFiles
 from binplay.strategies import make_strategy
@@ -60,8 +60,9 @@ def publish_stream(files: RunFiles, manifest: StreamManifest) -> None:
 
 def finish(cfg: BinPlayConfig, manifest: StreamManifest, state: dict[str, Any], files: RunFiles,
            wall: float) -> str:
-    memory = make_strategy(cfg).memory(state, manifest.image_shape)
-    report = build_report(cfg, state, memory, manifest.image_shape, wall)
+    strategy = make_strategy(cfg)
+    memory = strategy.memory(state, manifest.image_shape)
+    report = build_report(cfg, state, memory, manifest.image_shape, wall, strategy.reproduces_paper)
     write_report(report, state.get("measurement", {}).get("grids", []), files.local)
     where = files.publish()
     print(f"average accuracy after the last task: {report['average_accuracy']:.2f}% | "

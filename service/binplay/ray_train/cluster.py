@@ -84,14 +84,14 @@ def cluster_address(cfg: BinPlayConfig) -> str | None:
 
 def replay_cpus(cfg: BinPlayConfig) -> float:
     """CPUs the replay actors of one run book: ``replay.actors`` per training process."""
-    if cfg.replay.mode != "actors" or cfg.strategy != "binplay":
+    if not cfg.uses_replay_actors:
         return 0.0
     return max(1, cfg.ray.num_workers) * cfg.replay.actors * cfg.replay.cpus_per_actor
 
 
 def replay_gpus(cfg: BinPlayConfig) -> float:
     """GPUs the replay actors of one run book (``replay.gpus_per_actor`` each)."""
-    if cfg.replay.mode != "actors" or cfg.strategy != "binplay":
+    if not cfg.uses_replay_actors:
         return 0.0
     return max(1, cfg.ray.num_workers) * cfg.replay.actors * cfg.replay.gpus_per_actor
 

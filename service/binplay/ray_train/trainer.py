@@ -21,11 +21,11 @@ import pyarrow.fs as pafs
 from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
 from binplay.errors import worker_error
-from binplay.models.build import check_models_fit
 from binplay.ray_train.checkpoints import newest_checkpoint
 from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
 from binplay.ray_train.quiet import quiet_ray_logs
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
+from binplay.run_models import check_models_fit
 from binplay.runner import finish, prepare_stream
 from binplay.state import StateError, check_resume_workers, load_state
 from binplay.storage import RunFiles, run_root, storage_uri

@@ -23,7 +23,7 @@ __all__ = ["InlineReplay", "ReplayBatch", "ReplayFeed", "ReplayJob", "ReplayPlan
 def make_source(cfg: BinPlayConfig, device: torch.device | str = "cpu", log=print) -> ReplaySource:
     """The source ``replay.mode`` names; the in-process loop and the Ray worker both call
     this, so they pick it the same way. Actors need a connected Ray (started if absent)."""
-    if cfg.replay.mode == "inline" or cfg.strategy != "binplay":
+    if not cfg.uses_replay_actors:
         return InlineReplay(device)
     import ray
 

@@ -118,7 +118,7 @@ class ReplayJob:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], device: torch.device | str = "cpu") -> ReplayJob:
-        from binplay.models.build import build_models  # models import codes; keep this lazy
+        from binplay.run_models import build_models  # models import codes; keep this lazy
 
         cfg = BinPlayConfig.model_validate(payload["cfg"])
         shape = tuple(payload["image_shape"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from binplay.config import BinPlayConfig
 from binplay.strategies.base import Memory, PastBatch, Strategy
 from binplay.strategies.baselines import (
+    FinetuneStrategy,
     GenerativeReplayStrategy,
     JointStrategy,
     ReplayBufferStrategy,
@@ -15,7 +16,7 @@ from binplay.strategies.er_ace import ErAceStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "binplay": BinPlayStrategy,
-    "finetune": Strategy,
+    "finetune": FinetuneStrategy,
     "joint": JointStrategy,
     "er": ReplayBufferStrategy,
     "dgr": GenerativeReplayStrategy,

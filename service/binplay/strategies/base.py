@@ -69,9 +69,18 @@ class Strategy:
     snapshot: tuple[str, ...] = ()  # models frozen at task start, besides the classifier
     checkpoint_after: tuple[str, ...] = ()  # phases whose end is worth a checkpoint
     memory_field: str | None = None  # the config field of its byte budget (jobs.compare sets it)
+    learnable = True  # False: it needs past tasks' data, which jobs.learn never keeps
+    bound = False  # True: a bound to compare with (fine-tuning, joint), never the best choice
+    reproduces_paper = False  # True: its report sets the paper's number beside its own
+    reads_binplay_switches = False  # True: the classifier's BinPlay-only switches are its own
 
     def __init__(self, cfg: BinPlayConfig):
         self.cfg = cfg
+
+    def own_models(self, shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+        """The models the strategy trains besides the classifier (seeded by the caller's
+        ``torch`` state from here on; each seeds itself from the run seed and its name)."""
+        return {}
 
     def phases(self) -> list[tuple[str, int]]:
         """(phase, epoch) of the strategy's own epochs, before the classifier's."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from binplay.config import ClassifierConfig
 from binplay.data.stream import read_shards
@@ -29,10 +30,18 @@ if TYPE_CHECKING:
     from binplay.engine import TaskRun
 
 
+class FinetuneStrategy(Strategy):
+    """Fine-tuning (the base class's behaviour): the lower bound."""
+
+    bound = True
+
+
 class JointStrategy(Strategy):
     """All data seen so far, trained again each task: the upper bound (stores the data)."""
 
     name = "joint"
+    learnable = False
+    bound = True
 
     def classifier_inputs(self, run: TaskRun) -> CurrentInputs:
         parts = [run.ctx.load_task(task) for task in run.manifest.tasks[:run.t]]
@@ -167,6 +176,11 @@ class GenerativeReplayStrategy(Strategy):
     memory_field = "dgr.memory_mb"
     snapshot = ("generator",)
     checkpoint_after = ("generator",)
+
+    def own_models(self, shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+        torch.manual_seed(derived_seed(self.cfg.seed, "generator"))
+        budget = budget_bytes(self.cfg.dgr.memory_mb, self.cfg, shape)
+        return {"generator": vae.build_vae(shape, budget, self.cfg.dgr.latent_dim)}
 
     def phases(self) -> list[tuple[str, int]]:
         return [("generator", e) for e in range(self.cfg.dgr.epochs)]

@@ -59,8 +59,15 @@ def _reinitialise(module: nn.Module, seed: int) -> None:
 
 class BinPlayStrategy(Strategy):
     name = "binplay"
+    reproduces_paper = True
+    reads_binplay_switches = True
     snapshot = ("decoder",)
     checkpoint_after = ("assign", "decoder")
+
+    def own_models(self, shape: tuple[int, int, int]) -> dict[str, nn.Module]:
+        torch.manual_seed(derived_seed(self.cfg.seed, "autoencoder"))
+        encoder, decoder = autoencoder_for(self.cfg, shape)
+        return {"encoder": encoder, "decoder": decoder}
 
     def phases(self) -> list[tuple[str, int]]:
         a = self.cfg.autoencoder

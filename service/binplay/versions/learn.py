@@ -25,7 +25,7 @@ from binplay.data.stream import StreamManifest
 from binplay.data.types import ImageSet
 from binplay.inference import SavedRun
 from binplay.memory import by_part, carried, carried_bytes, classifier_bytes
-from binplay.models.build import check_models_fit
+from binplay.run_models import check_models_fit
 from binplay.runner import publish_stream, run_in_process
 from binplay.state import (
     MEASUREMENT,

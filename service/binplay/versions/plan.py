@@ -18,6 +18,7 @@ from binplay.config import BinPlayConfig, ConfigError, config_from_dict, load_co
 from binplay.data.stream import StreamManifest, TaskRows, select_rows, task_rows, write_task_shards
 from binplay.data.types import DataError, ImageSet
 from binplay.state import fresh_state
+from binplay.strategies import STRATEGIES
 from binplay.versions.inputs import classes_of
 from binplay.versions.store import VersionLedger
 
@@ -42,9 +43,9 @@ def learn_config(config_file: str | None, overrides: list[str],
         cfg = load_config(config_file, overrides)
     else:
         cfg = config_from_dict(saved["config"], overrides, source="state config")
-    if cfg.strategy == "joint":
-        raise ConfigError("strategy: joint keeps every past task's data, which a learn never "
-                          "keeps; use jobs.train for the joint upper bound")
+    if not STRATEGIES[cfg.strategy].learnable:
+        raise ConfigError(f"strategy: {cfg.strategy} keeps every past task's data, which a learn "
+                          f"never keeps; use jobs.train for it")
     if saved is None:
         return cfg
     new = cfg.model_dump(mode="json")
