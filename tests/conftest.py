@@ -96,6 +96,16 @@ def classifier_calls(monkeypatch) -> list[dict]:
     return calls
 
 
+def small_mnist(tmp: Path, tasks: str, *overrides: str) -> BinPlayConfig:
+    """A real but small split-MNIST run (300 training and 100 test images a class, in-process,
+    one thread): the slow tier's check that a method learns; skipped without the mirror."""
+    require(MIRROR / "MNIST" / "raw", "MNIST mirror")
+    base = ["stream.dataset=mnist", f"stream.data_root={MIRROR}", f"stream.tasks={tasks}",
+            "stream.train_per_class=300", "stream.test_per_class=100", "ray.num_workers=0",
+            f"run.storage_path={tmp}", "classifier.epochs=4", "run.threads=1"]
+    return load_config(None, base + list(overrides))
+
+
 def require(path: Path, what: str) -> None:
     if not path.exists():
         pytest.skip(f"{what} not available at {path}")

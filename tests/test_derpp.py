@@ -72,18 +72,13 @@ def test_new_config_section_leaves_other_fingerprints(tiny):
 
 @pytest.mark.slow
 def test_derpp_against_er_at_the_same_bytes(tmp_path):
-    from binplay.config import load_config
     from binplay.launch import train
-    from conftest import MIRROR, require
+    from conftest import small_mnist
 
-    require(MIRROR / "MNIST" / "raw", "MNIST mirror")
-    base = ["stream.dataset=mnist", f"stream.data_root={MIRROR}", "stream.tasks=[[0,1],[2,3],[4,5]]",
-            "stream.train_per_class=300", "stream.test_per_class=100", "ray.num_workers=0",
-            f"run.storage_path={tmp_path}", "classifier.epochs=4", "run.threads=1"]
     acc = {}
     for strategy in ("er", "derpp"):
-        cfg = load_config(None, base + [f"strategy={strategy}", f"name={strategy}",
-                                        "er.memory_mb=0.05", "derpp.memory_mb=0.05"])
+        cfg = small_mnist(tmp_path, "[[0,1],[2,3],[4,5]]", f"strategy={strategy}", f"name={strategy}",
+                          "er.memory_mb=0.05", "derpp.memory_mb=0.05")
         report = json.loads(Path(train(cfg)).read_text())
         assert report["memory_bytes"] <= 0.05 * MB
         acc[strategy] = report["average_accuracy"]
