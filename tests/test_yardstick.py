@@ -314,3 +314,43 @@ def test_dgr_and_er_beat_finetuning_on_a_real_stream(tmp_path):
     assert acc["finetune"] < 55.0  # the last task only: half the stream
     assert acc["er"] > acc["finetune"] + 35.0
     assert acc["dgr"] > acc["finetune"] + 25.0
+
+
+def test_a_state_of_the_previous_format_loads_and_a_learn_extends_it(tmp_path, capsys):
+    """Version-1 states (probes and grids inside, the encoder carried, configs without the
+    fields of issue 25) are migrated on load: they keep what they did (encoder_carry)."""
+    from binplay.inference import SavedRun
+    from binplay.models.build import autoencoder_for
+    from jobs.learn import main
+    from learntools import learn_config, task_files
+
+    files = task_files(tmp_path / "data")
+    config = learn_config(files, tmp_path)
+    state_dir = tmp_path / "state"
+    assert main(["--state", str(state_dir), "--data", str(files["t0"]), "--config", str(config)]) == 0
+    path = state_dir / "versions" / "v0001" / STATE_FILE
+    old = torch.load(path, weights_only=True)
+    old["version"] = 1
+    old["models"]["encoder"] = autoencoder_for(load_config(str(config)), SHAPE)[0].state_dict()
+    old["probes"] = {0: {"code_index": [1, 2], "stream_index": [2, 1]}}
+    old["history"]["grids"] = []
+    for section, key in (("autoencoder", "encoder_carry"), ("stream", "val_fraction"),
+                         ("er", "replay_batch"), ("er", "sampling")):
+        del old["config"][section][key]
+    del old["config"]["derpp"]
+    torch.save(old, path)
+    import hashlib
+
+    manifest = json.loads((path.parent / "manifest.json").read_text())  # its digest, as written
+    manifest["files"][STATE_FILE] = {"size": path.stat().st_size,
+                                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    (path.parent / "manifest.json").write_text(json.dumps(manifest))
+    migrated = load_state(path)
+    assert migrated["version"] == 2 and migrated["config"]["autoencoder"]["encoder_carry"] is True
+    assert migrated["measurement"]["probes"] and "probes" not in migrated
+    run = SavedRun(path)
+    assert run.cfg.autoencoder.encoder_carry and run.cfg.stream.val_fraction == 0.0
+    assert main(["--state", str(state_dir), "--data", str(files["t1"])]) == 0, capsys.readouterr().err
+    extended = torch.load(state_dir / "versions" / "v0002" / STATE_FILE, weights_only=True)
+    assert "encoder" in extended["models"]  # it carried its encoder, and still does
+    assert extended["config"]["autoencoder"]["encoder_carry"] is True
