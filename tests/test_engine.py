@@ -34,6 +34,11 @@ def test_tiny_run_writes_full_report(tiny, tmp_path):
                 "generative_memory_mb", "fidelity_psnr", "wall_seconds", "config"]:
         assert key in report
     assert len(report["accuracy_matrix"]) == 2 and len(report["accuracy_matrix"][1]) == 2
+    phases = report["phase_seconds"]  # where each task's time went
+    assert [set(p) for p in phases] == [{"warmup", "assign", "decoder", "classifier", "evaluate"}] * 2
+    for per_phase, task_total in zip(phases, report["task_seconds"], strict=True):
+        assert 0 < sum(per_phase.values()) <= task_total + 1e-6
+    assert "by phase: warmup" in (run_dir / "report.md").read_text()
     assert report["average_accuracy"] > 50.0  # 4 easy classes; chance on a 2-task stream is 25-50
     assert report["config"]["name"] == "tiny"
 

@@ -152,8 +152,11 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
                               tuple(run.shards.classes),
                               tuple(tuple(r) for r in run.shards.class_ranges)))
         state["ledger"] = ledger.to_dict()
+        evaluated = time.time()
         metrics = evaluator.after_task(run.t, models, ledger, state)
         state["history"]["task_seconds"].append(time.time() - run.started)
+        state["history"].setdefault("phase_seconds", []).append(
+            {**phase_seconds(state.get("phase_metrics", [])), "evaluate": time.time() - evaluated})
         # What crosses into the next task, as stored (binplay.memory counts exactly this).
         state["models"] = strategy.carried_models(models, state)
         end_task(state)
@@ -194,9 +197,18 @@ def _train_task(run: TaskRun, strategy: Strategy, progress: Progress) -> None:
                        m.get("replay_wait_s"))
         strategy.after_epoch(run, phase, epoch)
         state["cursor"] = position + 1
-        state.setdefault("phase_metrics", []).append({"phase": phase, "epoch": epoch, **m})
+        state.setdefault("phase_metrics", []).append({"phase": phase, "epoch": epoch, **m,
+                                                      "seconds": time.time() - tick})
         if _checkpoint_due(cfg, plan, position, strategy.checkpoint_after):
             _save_mid_task(run, opt, phase)
+
+
+def phase_seconds(epochs: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds of each phase of a task, summed over its epochs (resumed epochs included)."""
+    out: dict[str, float] = {}
+    for m in epochs:
+        out[m["phase"]] = out.get(m["phase"], 0.0) + float(m.get("seconds", 0.0))
+    return out
 
 
 def _checkpoint_due(cfg: BinPlayConfig, plan: list[tuple[str, int]], position: int,

@@ -66,9 +66,20 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
         "task_seconds": hist["task_seconds"],
         "wall_seconds": wall_seconds,
         "training_seconds": sum(hist["task_seconds"]),
+        # Per task, seconds of each phase and of the evaluation after it (where time goes).
+        "phase_seconds": hist.get("phase_seconds", []),
         "paper_average_accuracy": paper_number(cfg.stream) if paper_method else None,
         "config": cfg.model_dump(mode="json"),
     }
+
+
+def phase_line(per_task: list[dict[str, float]]) -> str:
+    """``; by phase: warmup 12 s, ...`` summed over the tasks (empty without a record)."""
+    totals: dict[str, float] = {}
+    for task in per_task:
+        for phase, seconds in task.items():
+            totals[phase] = totals.get(phase, 0.0) + seconds
+    return ("; by phase: " + ", ".join(f"{p} {s:.0f} s" for p, s in totals.items())) if totals else ""
 
 
 def _fmt(v: float | None, spec: str = ".1f") -> str:
@@ -101,7 +112,8 @@ def markdown(report: dict[str, Any]) -> str:
                      + ", ".join(f"{100 * a:.1f}%" for a in report["sign_agreement"]))
     lines += [
              f"- wall time of this invocation: {report['wall_seconds']:.0f} s; training time "
-             f"of all tasks, resumes included: {report['training_seconds']:.0f} s", "",
+             f"of all tasks, resumes included: {report['training_seconds']:.0f} s"
+             + phase_line(report.get("phase_seconds", [])), "",
              "## Accuracy matrix A[t][j] (%)", "", head, sep]
     for t, row in enumerate(acc):
         cells = [_fmt(row[j]) if j < len(row) else "" for j in range(T)]
