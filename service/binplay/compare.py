@@ -124,7 +124,7 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset:
              "## Average accuracy after the last task (Table 2 layout; mean +- std over seeds)", "",
              "Validation accuracy (held-out training data) is what chooses; test accuracy is "
              "reported. **best** marks, at each memory setting, the highest validation mean "
-             "(joint aside).", "",
+             "(the bounds, fine-tuning and joint, aside).", "",
              "| strategy | memory setting | validation % | test % | seeds |", "|---|---|---|---|---|"]
     for s in summary:
         best = " **best**" if s.get("best_on_validation") else ""
