@@ -9,7 +9,7 @@ The measurement part (``measurement.pt``: probes and sample grids) is not carrie
 never reads it. Task-scoped entries (optimizer state, frozen copies, the code mapping)
 are gone at a task boundary (``state.end_task``), so they are not counted either.
 
-The same count sizes the baselines' ``memory_mb: auto`` (``carried_bytes_of``: what
+The same count sizes the baselines' ``memory_mb: auto`` (``binplay_carried_bytes``: what
 BinPlay would carry under a config, from models built at that config) and feeds the
 reports and ``jobs.compare``.
 """

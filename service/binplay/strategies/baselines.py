@@ -12,6 +12,7 @@ data differs, and the report says how many bytes that is:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -109,6 +110,52 @@ def balanced_buffer(images: torch.Tensor, labels: torch.Tensor, new_images: torc
     return torch.cat(keep_x), torch.cat(keep_y)
 
 
+@dataclass
+class Refill:
+    """Which samples a buffer keeps once a task is learnt: ``rows`` are old slots as -1, -2,
+    ... and rows of the task's ``images`` as 0, 1, ...; ``labels`` theirs, at the buffer's
+    label dtype."""
+
+    images: torch.Tensor
+    rows: torch.Tensor
+    labels: torch.Tensor
+
+    def take(self, old: dict[str, torch.Tensor] | None, key: str, new: torch.Tensor) -> torch.Tensor:
+        """The kept samples' ``key`` values: old slots from the ``old`` buffer, task rows from
+        ``new``."""
+        fresh = self.rows >= 0
+        out = torch.empty(len(self.rows), *new.shape[1:], dtype=new.dtype)
+        if old is not None:
+            out[~fresh] = old[key][-self.rows[~fresh] - 1].to(new.dtype)
+        out[fresh] = new[self.rows[fresh]]
+        return out
+
+
+def refill(run: TaskRun, sampling: str, capacity: int) -> Refill:
+    """The buffer's samples after task ``run.t``, class-balanced or by reservoir over the
+    stream, from the whole task (not this worker's rows), so every rank builds the same."""
+    _, images, labels = read_shards(run.shards.train)
+    labels = labels.to(label_dtype(run.state["num_classes"]))
+    old = run.state.get("buffer")
+    old_labels = old["labels"] if old else labels[:0]
+    old_rows, new_rows = -torch.arange(1, len(old_labels) + 1), torch.arange(len(labels))
+    gen = torch.Generator().manual_seed(derived_seed(run.cfg.seed, run.t, "buffer"))
+    if sampling == "reservoir":
+        seen = run.shards.first_index - 1  # samples of the stream before this task
+        rows, kept = reservoir_buffer(old_rows, old_labels, seen, new_rows, labels, capacity, gen)
+    else:
+        rows, kept = balanced_buffer(old_rows, old_labels, new_rows, labels, capacity, gen)
+    return Refill(images, rows, kept.to(labels.dtype))
+
+
+def classifier_with(classifier: ClassifierConfig, section: Any) -> ClassifierConfig:
+    """``classifier`` with a baseline section's own ``epochs``, ``lr`` and ``batch_size``
+    where the section sets them."""
+    own = {k: getattr(section, k) for k in ("epochs", "lr", "batch_size")
+           if getattr(section, k) is not None}
+    return classifier.model_copy(update=own)
+
+
 class ReplayBufferStrategy(Strategy):
     """Experience replay: real past samples from a byte-budgeted buffer. Standard form
     (Mammoth's and Avalanche's ER): each step rehearses as many buffered samples as it has
@@ -123,9 +170,7 @@ class ReplayBufferStrategy(Strategy):
         return budget_bytes(self.cfg.er.memory_mb, self.cfg, shape) // image_bytes(shape)
 
     def classifier_config(self) -> ClassifierConfig:
-        er = self.cfg.er
-        own = {k: getattr(er, k) for k in ("epochs", "lr", "batch_size") if getattr(er, k) is not None}
-        return self.cfg.classifier.model_copy(update=own)
+        return classifier_with(self.cfg.classifier, self.cfg.er)
 
     def past_per_step(self, task_index: int) -> int:
         replay = self.cfg.er.replay_batch
@@ -148,20 +193,9 @@ class ReplayBufferStrategy(Strategy):
         return batch
 
     def end_task(self, run: TaskRun) -> None:
-        # The whole task (not this worker's rows), so every rank builds the same buffer.
-        _, images, labels = read_shards(run.shards.train)
-        labels = labels.to(label_dtype(run.state["num_classes"]))
-        old = run.state.get("buffer") or {"images": images[:0], "labels": labels[:0]}
-        gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, run.t, "buffer"))
-        capacity = self.capacity(images.shape[1:])
-        if self.cfg.er.sampling == "reservoir":
-            seen = run.shards.first_index - 1  # samples of the stream before this task
-            kept_x, kept_y = reservoir_buffer(old["images"], old["labels"], seen, images, labels,
-                                              capacity, gen)
-        else:
-            kept_x, kept_y = balanced_buffer(old["images"], old["labels"], images, labels,
-                                             capacity, gen)
-        run.state["buffer"] = {"images": kept_x, "labels": kept_y.to(labels.dtype)}
+        kept = refill(run, self.cfg.er.sampling, self.capacity(run.manifest.image_shape))
+        old = run.state.get("buffer")
+        run.state["buffer"] = {"images": kept.take(old, "images", kept.images), "labels": kept.labels}
 
     def memory(self, state: dict[str, Any], image_shape: tuple[int, ...]) -> Memory:
         held = len(state.get("buffer", {}).get("labels", []))

@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from binplay.config import ClassifierConfig
-from binplay.data.stream import read_shards
 from binplay.memory import budget_bytes, carried_bytes
-from binplay.seeding import derived_seed
 from binplay.strategies.base import CurrentInputs, Memory, Strategy
-from binplay.strategies.baselines import balanced_buffer, label_dtype, reservoir_buffer
+from binplay.strategies.baselines import classifier_with, label_dtype, refill
 from binplay.train.classifier import masked_logits
+from binplay.train.steps import EpochMeans
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
@@ -52,9 +51,7 @@ class DerppStrategy(Strategy):
         return budget // self.sample_bytes(shape, num_classes)
 
     def classifier_config(self) -> ClassifierConfig:
-        own = {k: getattr(self.cfg.derpp, k) for k in ("epochs", "lr", "batch_size")
-               if getattr(self.cfg.derpp, k) is not None}
-        return self.cfg.classifier.model_copy(update=own)
+        return classifier_with(self.cfg.classifier, self.cfg.derpp)
 
     def past_per_step(self, task_index: int) -> int:
         return 0  # DER++ replays through its own loss, not the default's targets
@@ -74,7 +71,7 @@ class DerppStrategy(Strategy):
         z_buf = buffer["logits"].to(device).float()
         model, seen = run.wrapped["classifier"], run.seen(include_current=True)
         order = torch.randperm(len(current.images), generator=gen)
-        totals = {"loss": 0.0, "current": 0.0, "logits_mse": 0.0, "buffer_ce": 0.0}
+        sums = EpochMeans("current", "logits_mse", "buffer_ce")
         for step in range(steps):
             rows = order[(torch.arange(b) + step * b) % len(order)]
             first = torch.randint(len(y_buf), (m,), generator=gen).to(device)
@@ -85,43 +82,23 @@ class DerppStrategy(Strategy):
                      "logits_mse": F.mse_loss(raw[b:b + m], z_buf[first]),
                      "buffer_ce": F.cross_entropy(logits[b + m:], y_buf[second])}
             loss = parts["current"] + derpp.alpha * parts["logits_mse"] + derpp.beta * parts["buffer_ce"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            totals["loss"] += float(loss.detach())
-            for key, value in parts.items():
-                totals[key] += float(value.detach())
-        return {k: v / max(1, steps) for k, v in totals.items()}, steps * (ccfg.batch_size + 2 * m)
+            sums.step(opt, loss, **parts)
+        return sums.means(), steps * (ccfg.batch_size + 2 * m)
 
     @torch.no_grad()
     def end_task(self, run: TaskRun) -> None:
         """Add the task to the buffer, each new sample with the logits the classifier just
         trained gives it (the whole task, so every rank builds the same buffer)."""
-        _, images, labels = read_shards(run.shards.train)
         num_classes = run.state["num_classes"]
-        labels = labels.to(label_dtype(num_classes))
+        kept = refill(run, self.cfg.derpp.sampling,
+                      self.capacity(run.manifest.image_shape, num_classes))
         old = run.state.get("buffer")
-        # Rows stand in for samples: old slots as -1, -2, ...; new rows as 0, 1, ...
-        old_rows = -torch.arange(1, len(old["labels"]) + 1) if old else torch.zeros(0, dtype=torch.int64)
-        old_labels = old["labels"] if old else labels[:0]
-        new_rows = torch.arange(len(labels))
-        gen = torch.Generator().manual_seed(derived_seed(self.cfg.seed, run.t, "buffer"))
-        capacity = self.capacity(images.shape[1:], num_classes)
-        if self.cfg.derpp.sampling == "reservoir":
-            kept, kept_y = reservoir_buffer(old_rows, old_labels, run.shards.first_index - 1,
-                                            new_rows, labels, capacity, gen)
-        else:
-            kept, kept_y = balanced_buffer(old_rows, old_labels, new_rows, labels, capacity, gen)
-        fresh = kept >= 0
-        dtype = LOGIT_DTYPES[self.cfg.derpp.logits_dtype]
-        out_x = torch.empty(len(kept), *images.shape[1:], dtype=torch.uint8)
-        out_z = torch.empty(len(kept), num_classes, dtype=dtype)
-        if old:
-            slots = -kept[~fresh] - 1
-            out_x[~fresh], out_z[~fresh] = old["images"][slots], old["logits"][slots]
-        out_x[fresh] = images[kept[fresh]]
-        out_z[fresh] = self._logits(run, images[kept[fresh]]).to(dtype)
-        run.state["buffer"] = {"images": out_x, "labels": kept_y.to(labels.dtype), "logits": out_z}
+        new_rows = kept.rows[kept.rows >= 0]  # logits only for the task's samples kept
+        logits = torch.zeros(len(kept.images), num_classes,
+                             dtype=LOGIT_DTYPES[self.cfg.derpp.logits_dtype])
+        logits[new_rows] = self._logits(run, kept.images[new_rows]).to(logits.dtype)
+        run.state["buffer"] = {"images": kept.take(old, "images", kept.images), "labels": kept.labels,
+                               "logits": kept.take(old, "logits", logits)}
 
     def _logits(self, run: TaskRun, images: torch.Tensor) -> torch.Tensor:
         model = run.models["classifier"]

@@ -20,6 +20,7 @@ from torch import nn
 from binplay.assignment import GroupedCodeBook, sign_agreement
 from binplay.config import AutoencoderConfig
 from binplay.replay import ReplayFeed
+from binplay.train.steps import EpochMeans
 
 
 @dataclass
@@ -77,7 +78,7 @@ def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Op
     """
     book = task.book()
     order = torch.randperm(len(task.images), generator=gen)
-    totals = {"loss": 0.0, "recon": 0.0, "code": 0.0}
+    sums = EpochMeans("recon", "code")
     b = min(batch, len(order))  # a batch never holds one sample twice
     for step in range(steps):
         rows = order[(torch.arange(b) + step * b) % len(order)]
@@ -98,13 +99,8 @@ def encoder_epoch(encoder: nn.Module, decoder: nn.Module, *, opt: torch.optim.Op
             chosen = book.assign(z, groups)
             code_loss = ((z - task.codes[chosen]) ** 2).sum(dim=1).mean()
             loss = loss + cfg.code_loss_weight * code_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        totals["loss"] += float(loss.detach())
-        totals["recon"] += float(recon.detach())
-        totals["code"] += float(code_loss.detach())
-    return {k: v / max(1, steps) for k, v in totals.items()}
+        sums.step(opt, loss, recon=recon, code=code_loss)
+    return sums.means()
 
 
 @torch.no_grad()
@@ -135,7 +131,7 @@ def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: Curre
 
     ``past`` draws each step's past share of the batch (Binomial(batch, past share), see
     ``decoder_past_share``); the rest of the batch is current samples."""
-    totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
+    sums = EpochMeans("current", "past")
     for step in range(steps):
         pairs = past.batch(step) if past is not None else None
         n_past = len(pairs.indices) if pairs is not None else 0
@@ -147,11 +143,7 @@ def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: Curre
         out = decoder(codes)
         per_sample = ((out - targets) ** 2).flatten(1).mean(dim=1)
         loss = per_sample.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
         n_cur = batch - n_past
-        totals["loss"] += float(loss.detach())
-        totals["current"] += float(per_sample[:n_cur].mean().detach()) if n_cur else 0.0
-        totals["past"] += float(per_sample[n_cur:].mean().detach()) if n_past else 0.0
-    return {k: v / max(1, steps) for k, v in totals.items()}
+        sums.step(opt, loss, current=per_sample[:n_cur].mean() if n_cur else 0.0,
+                  past=per_sample[n_cur:].mean() if n_past else 0.0)
+    return sums.means()

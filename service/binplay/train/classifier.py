@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from binplay.config import ClassifierConfig
+from binplay.train.steps import EpochMeans
 
 # step, epoch generator -> (past images, their target class probabilities) for that step
 PastBatch = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -138,7 +139,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
         teacher.eval()
     order = torch.randperm(len(inputs), generator=gen)
     b = min(batch, len(order))
-    totals = {"loss": 0.0, "current": 0.0, "past": 0.0}
+    sums = EpochMeans("current", "past")
     for step in range(steps):
         rows = order[(torch.arange(b) + step * b) % len(order)]
         x, y = inputs[rows], labels[rows]
@@ -158,13 +159,8 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             with torch.no_grad():
                 teacher_logits = teacher(x[:b])
             loss = loss + distill * distillation_loss(raw[:b], teacher_logits, old)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        totals["loss"] += float(loss.detach())
-        totals["current"] += float(current.detach())
-        totals["past"] += float(past_loss.detach())
-    return {k: v / max(1, steps) for k, v in totals.items()}
+        sums.step(opt, loss, current=current, past=past_loss)
+    return sums.means()
 
 
 @torch.no_grad()

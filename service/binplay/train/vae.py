@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from binplay.models import vae as vae_model
 from binplay.models.vae import VAE
+from binplay.train.steps import EpochMeans
 
 
 def vae_loss(recon: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
@@ -39,7 +40,7 @@ def vae_epoch(vae: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, frozen
     n_cur = min(batch - n_past, len(images))  # a batch never holds one row twice
     order = torch.randperm(len(images), generator=generator)
     vae.train()
-    totals = {"loss": 0.0, "recon": 0.0, "kl": 0.0}
+    sums = EpochMeans("recon", "kl")
     for step in range(steps):
         parts = []
         if n_cur:
@@ -50,10 +51,5 @@ def vae_epoch(vae: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, frozen
         x = torch.cat(parts)
         recon, mu, logvar = vae(x)
         loss, recon_term, kl_term = vae_loss(recon, x, mu, logvar)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        totals["loss"] += float(loss.detach())
-        totals["recon"] += float(recon_term.detach())
-        totals["kl"] += float(kl_term.detach())
-    return {k: v / max(1, steps) for k, v in totals.items()}
+        sums.step(opt, loss, recon=recon_term, kl=kl_term)
+    return sums.means()
