@@ -25,7 +25,7 @@ from binplay.strategies import STRATEGIES
 def sized_by_memory(strategy: str) -> bool:
     """BinPlay (its decoder) and every strategy with a byte budget of its own."""
     cls = STRATEGIES[strategy]
-    return cls.reads_binplay_switches or cls.memory_field is not None
+    return cls.sized_by_decoder or cls.memory_field is not None
 
 
 def image_shape(cfg: BinPlayConfig) -> tuple[int, int, int]:
@@ -79,7 +79,7 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
     # labels, distillation, ...) do not apply to it and would be refused.
     tree = base if STRATEGIES[strategy].reads_binplay_switches else without_binplay_switches(base)
     cfg = config_from_dict(tree, sets, source="compare")
-    if memory_mb is not None and STRATEGIES[strategy].reads_binplay_switches:  # its decoder
+    if memory_mb is not None and STRATEGIES[strategy].sized_by_decoder:
         field, value = size_for_budget(cfg, int(memory_mb * MB))
         setattr(cfg.autoencoder, field, value)
     return cfg

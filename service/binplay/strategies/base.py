@@ -73,6 +73,7 @@ class Strategy:
     bound = False  # True: a bound to compare with (fine-tuning, joint), never the best choice
     reproduces_paper = False  # True: its report sets the paper's number beside its own
     reads_binplay_switches = False  # True: the classifier's BinPlay-only switches are its own
+    sized_by_decoder = False  # True: jobs.compare --memory-mb sizes its decoder (BinPlay)
 
     def __init__(self, cfg: BinPlayConfig):
         self.cfg = cfg

@@ -61,6 +61,7 @@ class BinPlayStrategy(Strategy):
     name = "binplay"
     reproduces_paper = True
     reads_binplay_switches = True
+    sized_by_decoder = True
     snapshot = ("decoder",)
     checkpoint_after = ("assign", "decoder")
 
