@@ -90,15 +90,14 @@ def test_size_for_budget_is_the_widest_compact_decoder_that_fits(tiny):
 def test_each_strategy_completes_the_smoke_stream(strategy, tmp_path):
     import yaml
 
-    from binplay.config import config_from_dict, without_binplay_switches
+    from binplay.config import config_from_dict, for_strategy
     from binplay.data.sources import DEBIAN_FMNIST
     from conftest import MIRROR
 
     if not (DEBIAN_FMNIST / "train-images-idx3-ubyte.gz").is_file():
         require(MIRROR / "FashionMNIST" / "raw", "Fashion-MNIST")
     tree = yaml.safe_load(open("configs/smoke.yaml"))
-    if strategy != "binplay":  # as jobs.compare runs a baseline of a BinPlay preset
-        tree = without_binplay_switches(tree)
+    tree = for_strategy(tree, strategy)  # as jobs.compare runs a baseline of a BinPlay preset
     cfg = config_from_dict(tree, [f"strategy={strategy}", "ray.num_workers=0",
                                   f"run.storage_path={tmp_path}", "dgr.epochs=3"])
     report = json.loads(open(train(cfg)).read())

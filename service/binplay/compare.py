@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from binplay.config import BinPlayConfig, ConfigError, config_from_dict, without_binplay_switches
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict, for_strategy
 from binplay.data.sources import SHAPES
 from binplay.memory import MB, binplay_carried_bytes
 from binplay.strategies import STRATEGIES
@@ -75,9 +75,9 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
     field = STRATEGIES[strategy].memory_field
     if memory_mb is not None and field is not None:
         sets.append(f"{field}={memory_mb}")
-    # A baseline trains with its own settings: BinPlay's switches (reconstructions, ledger
-    # labels, distillation, ...) do not apply to it and would be refused.
-    tree = base if STRATEGIES[strategy].reads_binplay_switches else without_binplay_switches(base)
+    # Each strategy trains with the settings it reads: another's (BinPlay's reconstructions
+    # and ledger labels, DER++'s alpha, ...) do not apply to it and would be refused.
+    tree = for_strategy(base, strategy)
     cfg = config_from_dict(tree, sets, source="compare")
     if memory_mb is not None and STRATEGIES[strategy].sized_by_decoder:
         field, value = size_for_budget(cfg, int(memory_mb * MB))

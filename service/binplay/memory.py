@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from binplay.config import BinPlayConfig, MemoryBudget
+from binplay.config import DECODER_SIZED, BinPlayConfig, MemoryBudget
 from binplay.state import MEASUREMENT, TASK_SCOPED
 
 MB = 2**20
@@ -84,11 +84,11 @@ def binplay_carried_bytes(cfg: BinPlayConfig, shape: tuple[int, int, int]) -> in
     finished run's state is: the decoder as stored and, with ``encoder_carry``, the encoder.
     Depends on the architecture only, so no run is needed."""
     from binplay.models.build import autoencoder_for
-    from binplay.strategies.binplay import BinPlayStrategy
+    from binplay.strategies import STRATEGIES
 
-    as_binplay = cfg.model_copy(update={"strategy": "binplay"})
+    as_binplay = cfg.model_copy(update={"strategy": DECODER_SIZED})
     encoder, decoder = autoencoder_for(as_binplay, shape)
-    weights = BinPlayStrategy(as_binplay).carried_models(
+    weights = STRATEGIES[DECODER_SIZED](as_binplay).carried_models(
         {"encoder": encoder, "decoder": decoder, "classifier": torch.nn.Identity()}, {})
     return carried_bytes({"models": weights})
 

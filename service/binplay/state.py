@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from binplay.config import BinPlayConfig
+from binplay.config import BinPlayConfig, for_strategy
 
 STATE_VERSION = 2  # 2: measurement apart, decoder carried at its stored precision
 READABLE_VERSIONS = (1, 2)  # 1 is migrated on load (migrate_state)
@@ -79,6 +79,9 @@ def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
     er = state.get("config", {}).get("er")
     if isinstance(er, dict):
         er.setdefault("replay_batch", "balanced")
+    if isinstance(state.get("config"), dict) and "strategy" in state["config"]:
+        # Only what its strategy reads: another strategy's setting would now be refused.
+        state["config"] = for_strategy(state["config"], state["config"]["strategy"])
     state["version"] = STATE_VERSION
     return state
 

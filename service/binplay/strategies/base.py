@@ -72,7 +72,6 @@ class Strategy:
     learnable = True  # False: it needs past tasks' data, which jobs.learn never keeps
     bound = False  # True: a bound to compare with (fine-tuning, joint), never the best choice
     reproduces_paper = False  # True: its report sets the paper's number beside its own
-    reads_binplay_switches = False  # True: the classifier's BinPlay-only switches are its own
     sized_by_decoder = False  # True: jobs.compare --memory-mb sizes its decoder (BinPlay)
 
     def __init__(self, cfg: BinPlayConfig):

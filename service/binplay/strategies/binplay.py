@@ -60,7 +60,6 @@ def _reinitialise(module: nn.Module, seed: int) -> None:
 class BinPlayStrategy(Strategy):
     name = "binplay"
     reproduces_paper = True
-    reads_binplay_switches = True
     sized_by_decoder = True
     snapshot = ("decoder",)
     checkpoint_after = ("assign", "decoder")

@@ -14,19 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from binplay.codes import CapacityError, capacity, task_prefix
-from binplay.config import BinPlayConfig, ConfigError, config_from_dict, load_config
+from binplay.config import BinPlayConfig, ConfigError, config_from_dict, fixed_settings, load_config
 from binplay.data.stream import StreamManifest, TaskRows, select_rows, task_rows, write_task_shards
 from binplay.data.types import DataError, ImageSet
 from binplay.state import fresh_state
 from binplay.strategies import STRATEGIES
 from binplay.versions.inputs import classes_of
 from binplay.versions.store import VersionLedger
-
-# Fields that change the codes or the shapes of the models: fixed by the first learn.
-# Everything else (epochs, learning rates, batch sizes, replay shares, ray, run) may change.
-FROZEN_FIELDS = ("strategy", "codes", "autoencoder.preset", "autoencoder.width",
-                 "autoencoder.hidden", "autoencoder.channels", "classifier.norm", "stream.order",
-                 "stream.image_shape", "er.memory_mb", "dgr.memory_mb", "dgr.latent_dim")
 
 
 def _field(tree: dict[str, Any], dotted: str) -> Any:
@@ -51,7 +45,9 @@ def learn_config(config_file: str | None, overrides: list[str],
     new = cfg.model_dump(mode="json")
     # The state's config as this version reads it (fields added since take their defaults).
     old = config_from_dict(saved["config"], source="state config").model_dump(mode="json")
-    for dotted in FROZEN_FIELDS:
+    # The fields that change the codes or the models' shapes (``setting(fixed=True)``);
+    # everything else (epochs, learning rates, batch sizes, replay shares, ray, run) may change.
+    for dotted in fixed_settings():
         before, after = _field(old, dotted), _field(new, dotted)
         if before != after:
             raise ConfigError(f"{dotted}: {after!r} differs from the state's {before!r} (fixed at "
