@@ -38,7 +38,7 @@ def _evaluate_state(args: argparse.Namespace) -> None:
     store = StateStore(args.state)
     with tempfile.TemporaryDirectory(prefix="binplay-evaluate-") as tmp:
         version, run = open_version(store, args.version, tmp)
-        data = read_images(args.data, "--data", image_shape(run))
+        data = read_images(args.data, "--data", image_shape(run), stream=run.cfg.stream)
         result = {"state": store.uri, "version": version, "data": args.data,
                   "tasks": run.state["ledger"]["tasks"], **accuracy_report(run, data)}
     out = Path(args.output or f"evaluation-v{version:04d}")

@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="binplay-predict-") as tmp:
             version, run = open_version(store, args.version, tmp)
             payload, shape = run.path.read_bytes(), image_shape(run)
-        check_input(Path(args.data), shape)  # before Ray starts: bad input fails in one line
+        resize = run.cfg.stream.resize  # images are brought to the state's shape as its learns did
+        check_input(Path(args.data), shape, resize)  # before Ray starts: bad input fails in one line
         ensure_ray(BinPlayConfig.model_validate(run.state["config"]))
-        result = predict(payload, shape, Path(args.data), Path(args.output), args.batch_size)
+        result = predict(payload, shape, Path(args.data), Path(args.output), args.batch_size, resize)
         print(f"version {version}: {result['rows']} predictions -> {result['output']}")
 
     return run_guarded(body)

@@ -10,7 +10,7 @@ import torch
 
 from binplay import metrics
 from binplay.config import BinPlayConfig, StreamConfig
-from binplay.data.sources import CLASS_NAMES
+from binplay.data.sources import CLASS_NAMES, class_names
 from binplay.memory import by_part, carried, classifier_bytes
 from binplay.strategies import Memory
 
@@ -38,6 +38,8 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
         "name": cfg.name,
         "strategy": cfg.strategy,
         "dataset": cfg.stream.dataset,
+        # For the figures: the shipped dataset's names, or the user's (folder names, label_name).
+        "class_names": {str(k): v for k, v in class_names(cfg.stream.dataset, cfg.stream.path).items()},
         "tasks": cfg.stream.tasks,
         # Test accuracy: reported, never chosen on. Validation: what every choice reads.
         "average_accuracy": metrics.average_accuracy(acc),
@@ -127,13 +129,17 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def class_name(dataset: str, label: int) -> str:
-    """A shipped dataset's class name (``CLASS_NAMES``); ``c<label>`` for user data."""
-    names = CLASS_NAMES.get(dataset, [])
-    return names[label] if 0 <= label < len(names) else f"c{label}"
+def class_name(dataset: str, label: int, names: dict[str, str] | None = None) -> str:
+    """A class's name: the report's ``class_names`` (the user's, for user data), else a
+    shipped dataset's (``CLASS_NAMES``); ``c<label>`` where none was given."""
+    if names and str(label) in names:
+        return names[str(label)]
+    shipped = CLASS_NAMES.get(dataset, [])
+    return shipped[label] if 0 <= label < len(shipped) else f"c{label}"
 
 
-def _sample_figure(grid: dict[str, Any], path: Path, plt, dataset: str = "") -> None:
+def _sample_figure(grid: dict[str, Any], path: Path, plt, dataset: str = "",
+                   names: dict[str, str] | None = None) -> None:
     """Each probe's original beside its regeneration, a row per task, titled with the class."""
     rows = len(grid["labels"])
     cols = max(len(classes) for _, classes in grid["labels"])
@@ -147,7 +153,7 @@ def _sample_figure(grid: dict[str, Any], path: Path, plt, dataset: str = "") -> 
                 image = grid[key][r][k].permute(1, 2, 0).squeeze(-1).numpy()
                 ax = axes[r][2 * k + side]
                 ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
-                ax.set_title(f"{'real' if side == 0 else 'regen'} {class_name(dataset, label)}",
+                ax.set_title(f"{'real' if side == 0 else 'regen'} {class_name(dataset, label, names)}",
                              fontsize=6)
         axes[r][0].text(-0.15, 0.5, f"task {task_id + 1}", transform=axes[r][0].transAxes,
                         ha="right", va="center", fontsize=8)
@@ -165,7 +171,8 @@ def _figures(report: dict[str, Any], grids: list[dict[str, Any]], out: Path) -> 
 
     for t, grid in enumerate(grids):
         if grid["labels"]:
-            _sample_figure(grid, out / f"samples_after_task_{t + 1}.png", plt, report["dataset"])
+            _sample_figure(grid, out / f"samples_after_task_{t + 1}.png", plt, report["dataset"],
+                           report.get("class_names"))
     acc = report["accuracy_matrix"]
     T = len(acc)
     full = torch.full((T, T), float("nan"))

@@ -20,7 +20,7 @@ import torch
 
 # DataError and ImageSet are defined in binplay.data.types; other modules import them from here.
 from binplay.data.types import DataError, ImageSet
-from binplay.data.user import read_image_parquet
+from binplay.data.user import folder_classes, parquet_class_names, read_image_parquet
 
 MIRROR_ENV = "BINPLAY_DATA_MIRROR"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -35,6 +35,23 @@ CLASS_NAMES = {
                 "truck"],
 }
 _TV_DIR = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
+def class_names(dataset: str, path: str | None = None) -> dict[int, str]:
+    """Names of a stream's classes by label, for figures: a shipped dataset's
+    (``CLASS_NAMES``), an image folder's directory names, or a Parquet file's optional
+    ``label_name`` column. {} where the user gave none or the data is no longer readable
+    (figures then say ``c<label>``)."""
+    if dataset in CLASS_NAMES:
+        return dict(enumerate(CLASS_NAMES[dataset]))
+    if not path:
+        return {}
+    try:
+        if dataset == "image_folder":
+            return {label: name for label, name, _ in folder_classes(path)}
+        return parquet_class_names(path)
+    except (DataError, OSError):
+        return {}
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

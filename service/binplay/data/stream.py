@@ -30,6 +30,7 @@ from binplay.seeding import derived_seed
 SHAPE_KEY = b"binplay.image_shape"
 MANIFEST = "stream.json"
 STAMP = "stream.config.json"  # written last: the stream config and the manifest's hash
+INGEST_DEFAULTS = {"resize": "none", "on_bad_image": "error"}
 
 
 @dataclass
@@ -73,7 +74,8 @@ def load_split(cfg: StreamConfig, split: str) -> ImageSet:
     if path is None:
         raise DataError(f"stream.test_path: no test split given for user data {cfg.path}")
     reader = read_image_parquet if cfg.dataset == "parquet" else read_image_folder
-    return reader(path, expected_shape=cfg.image_shape)
+    return reader(path, expected_shape=cfg.image_shape, resize=cfg.resize,
+                  on_bad_image=cfg.on_bad_image)
 
 
 def select_rows(data: ImageSet, classes: list[int], per_class: int | None,
@@ -216,7 +218,12 @@ def stream_identity(cfg: BinPlayConfig) -> dict:
     extra = {"unmemorised": True} if cfg.reads_unmemorised else {}
     if cfg.stream.val_fraction:
         extra["val_seed"] = cfg.seed
-    return {"stream": cfg.stream.model_dump(mode="json"), **extra,
+    # Ingest switches at their defaults are left out: streams built before them stay reusable.
+    stream = cfg.stream.model_dump(mode="json")
+    for key, default in INGEST_DEFAULTS.items():
+        if stream.get(key) == default:
+            del stream[key]
+    return {"stream": stream, **extra,
             "train_per_class_read": cfg.train_per_class_read}
 
 

@@ -20,6 +20,7 @@ class ImageSet:
     images: torch.Tensor  # uint8 (N, C, H, W)
     labels: torch.Tensor  # int64 (N,)
     origin: str  # file or directory it came from, for error messages and reports
+    skipped: tuple[str, ...] = ()  # unreadable files or rows left out (stream.on_bad_image: skip)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

@@ -6,6 +6,10 @@ layer; 32x32x3: the wider CIFAR decoder, FC 1500 -> 6144, transposed convs
 512/768/640). Heavy on a CPU (~0.25 GMAC per MNIST sample).
 ``compact``: two stride-2 convs / two transposed convs around one FC layer, about
 the paper decoder's parameter count at a small fraction of its compute.
+Image sizes: ``paper`` only 28x28 and 32x32 (its decoders are the appendix's); ``compact``
+and ``mlp`` are computed from the configured size, any H and W that are multiples of 4
+(28x28 and 32x32 build exactly the layers they always did). Other sizes are refused in
+one line (``run_models.check_models_fit`` makes it a ConfigError, exit 2).
 ``mlp``: the compact encoder; a wider decoder, code -> ``hidden`` -> (``channels``, H/4,
 W/4) -> the compact decoder's two transposed convs (lever 3 of issue 14: the prototype's
 ``--dec-arch mlp:512:128``). Most of its bytes sit in the second FC layer, which int8
@@ -58,17 +62,28 @@ def _deconv(c_in: int, c_out: int, k: int, s: int, p: int, op: int = 0, last: bo
     return [conv] if last else [conv, nn.BatchNorm2d(c_out), _act()]
 
 
-def _spatial(shape: tuple[int, int, int]) -> int:
-    if shape[1:] == (28, 28):
-        return 28
-    if shape[1:] == (32, 32):
-        return 32
-    raise ValueError(f"autoencoder presets support 28x28 and 32x32 images, got {shape}")
+def _paper_size(shape: tuple[int, int, int]) -> int:
+    """The paper preset's decoders are the appendix's, hand-sized for 28x28 and 32x32."""
+    if shape[1:] in ((28, 28), (32, 32)):
+        return shape[1]
+    raise ValueError(f"autoencoder preset paper takes 28x28 or 32x32 images, got {shape[1]}x{shape[2]} "
+                     f"(the compact and mlp presets take any H and W that are multiples of 4)")
+
+
+def _quarter(shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(H/4, W/4): the compact and mlp decoders double a map twice (two stride-2 transposed
+    convs), so H and W must be multiples of 4; the encoders' two stride-2 convs then give
+    exactly H/4 x W/4 (28 -> 7, 32 -> 8, 64 -> 16)."""
+    _, height, width = shape
+    if height % 4 or width % 4 or height < 8 or width < 8:
+        raise ValueError(f"autoencoder presets compact and mlp take H and W that are multiples "
+                         f"of 4 (at least 8), got {height}x{width}")
+    return height // 4, width // 4
 
 
 def paper_autoencoder(shape: tuple[int, int, int], latent_dim: int) -> tuple[Encoder, Decoder]:
     channels = shape[0]
-    size = _spatial(shape)
+    size = _paper_size(shape)
     encoder = Encoder(_conv_stack([channels, 32, 64, 128], 3), 2048, latent_dim)
     if size == 28:
         # 800 -> (32, 5, 5) -> 7 -> 14 -> 27 -> 28, i.e. 192 channels at 27x27
@@ -87,11 +102,10 @@ def paper_autoencoder(shape: tuple[int, int, int], latent_dim: int) -> tuple[Enc
 def compact_autoencoder(shape: tuple[int, int, int], latent_dim: int,
                         width: int) -> tuple[Encoder, Decoder]:
     channels = shape[0]
-    quarter = _spatial(shape) // 4
-    encoder = Encoder(_conv_stack([channels, width // 2, width], 4), width * quarter * quarter,
-                      latent_dim)
-    start = (2 * width, quarter, quarter)
-    fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * quarter * quarter), _act())
+    qh, qw = _quarter(shape)
+    encoder = Encoder(_conv_stack([channels, width // 2, width], 4), width * qh * qw, latent_dim)
+    start = (2 * width, qh, qw)
+    fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * qh * qw), _act())
     deconvs = nn.Sequential(*_deconv(2 * width, width, 4, 2, 1),
                             *_deconv(width, channels, 4, 2, 1, last=True))
     return encoder, Decoder(fc, start, deconvs)
@@ -101,16 +115,16 @@ def mlp_autoencoder(shape: tuple[int, int, int], latent_dim: int, width: int, hi
                     channels: int) -> tuple[Encoder, Decoder]:
     """Compact encoder; decoder with a hidden FC layer before the (channels, H/4, W/4) map.
 
-    The same two stride-2 transposed convs bring H/4 back to H, so 28x28 (7x7 map) and
-    32x32 (8x8 map) both work.
+    The same two stride-2 transposed convs bring H/4 x W/4 back to H x W, so any H and W
+    that are multiples of 4 work (28x28: a 7x7 map; 32x32: 8x8; 64x48: 16x12).
     """
     encoder, _ = compact_autoencoder(shape, latent_dim, width)
-    quarter = _spatial(shape) // 4
+    qh, qw = _quarter(shape)
     fc = nn.Sequential(nn.Linear(latent_dim, hidden), _act(),
-                       nn.Linear(hidden, channels * quarter * quarter), _act())
+                       nn.Linear(hidden, channels * qh * qw), _act())
     deconvs = nn.Sequential(*_deconv(channels, width, 4, 2, 1),
                             *_deconv(width, shape[0], 4, 2, 1, last=True))
-    return encoder, Decoder(fc, (channels, quarter, quarter), deconvs)
+    return encoder, Decoder(fc, (channels, qh, qw), deconvs)
 
 
 def build_autoencoder(preset: str, shape: tuple[int, int, int], latent_dim: int,

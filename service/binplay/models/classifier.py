@@ -2,7 +2,9 @@
 
 Three 4x4 convs with 32/64/128 filters and batch norm (stride 2: 28 -> 14 -> 7 -> 3,
 so 128*3*3 = 1152 features as the paper states; 2048 for 32x32), dropout, FC 84,
-then a single head over every class of the stream (class-incremental).
+then a single head over every class of the stream (class-incremental). Other sizes
+(user images at ``stream.image_shape``) get the same layers with the FC input computed
+from the size: floor(H/8) x floor(W/8) maps of 128; at least 8x8.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ class LeNet(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), normalise,
                        nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers)
-        side = {28: 3, 32: 4}.get(shape[1])
-        if side is None or shape[1] != shape[2]:
-            raise ValueError(f"classifier supports 28x28 and 32x32 images, got {shape}")
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * side * side, 84),
+        # Each conv floors the side by 2 (k4, s2, p1): three of them give floor(side / 8).
+        rows, cols = shape[1] // 8, shape[2] // 8
+        if rows < 1 or cols < 1:
+            raise ValueError(f"classifier takes images of at least 8x8, got {shape[1]}x{shape[2]}")
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(128 * rows * cols, 84),
                                   nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout),
                                   nn.Linear(84, num_classes))
 

@@ -24,22 +24,24 @@ def _act() -> nn.Module:
     return nn.LeakyReLU(0.2, inplace=True)
 
 
-def _quarter(shape: tuple[int, int, int]) -> int:
-    """Spatial size after two stride-2 convs; only the two dataset sizes are supported."""
+def _quarter(shape: tuple[int, int, int]) -> tuple[int, int]:
+    """(H/4, W/4): the map after two stride-2 convs, which two stride-2 transposed convs
+    double back, so H and W must be multiples of 4 (28 -> 7, 32 -> 8, 64 -> 16)."""
     channels, height, width = shape
-    if channels not in (1, 3) or height != width or height not in (28, 32):
-        raise ValueError(f"VAE supports (1|3, 28|32, 28|32) images, got {shape}")
-    return height // 4
+    if channels not in (1, 3) or height % 4 or width % 4 or height < 8 or width < 8:
+        raise ValueError(f"VAE takes 1 or 3 channels and H, W multiples of 4 (at least 8), "
+                         f"got {shape}")
+    return height // 4, width // 4
 
 
 class VAEDecoder(nn.Module):
-    """z -> Linear -> (2w, q, q) -> ConvT(2w -> w) -> ConvT(w -> C) -> sigmoid."""
+    """z -> Linear -> (2w, H/4, W/4) -> ConvT(2w -> w) -> ConvT(w -> C) -> sigmoid."""
 
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int):
         super().__init__()
-        q = _quarter(shape)
-        self.start_shape = (2 * width, q, q)
-        self.fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * q * q), _act())
+        qh, qw = _quarter(shape)
+        self.start_shape = (2 * width, qh, qw)
+        self.fc = nn.Sequential(nn.Linear(latent_dim, 2 * width * qh * qw), _act())
         self.deconvs = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1),
             nn.BatchNorm2d(width), _act(),
@@ -55,12 +57,12 @@ class VAEEncoder(nn.Module):
 
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int):
         super().__init__()
-        q = _quarter(shape)
+        qh, qw = _quarter(shape)
         half = max(1, width // 2)
         self.convs = nn.Sequential(
             nn.Conv2d(shape[0], half, 4, stride=2, padding=1), nn.BatchNorm2d(half), _act(),
             nn.Conv2d(half, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), _act())
-        self.head = nn.Linear(width * q * q, 2 * latent_dim)
+        self.head = nn.Linear(width * qh * qw, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.head(self.convs(x).flatten(1)).chunk(2, dim=1)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from binplay.config import StreamConfig
 from binplay.data.types import DataError, ImageSet
 from binplay.data.user import IMAGE_SUFFIXES, read_image_folder, read_image_parquet
 
@@ -45,11 +46,16 @@ def fingerprint(path: str | Path) -> str:
 
 
 def read_images(path: str | Path, flag: str, shape: Shape | None,
-                head: int | None = None) -> ImageSet:
-    """A Parquet file (``image`` or ``img.bytes``, ``label``) or an image folder, each image
-    decoded as stored: its channel count is compared with ``shape``, never converted."""
+                head: int | None = None, stream: StreamConfig | None = None) -> ImageSet:
+    """A Parquet file (``image`` or ``img.bytes``, ``label``) or an image folder. Each image
+    is decoded as stored and compared with ``shape``, never converted, unless the state's
+    ``stream.resize`` brings it to ``shape`` (``binplay.data.user``); ``stream.on_bad_image``
+    says whether an undecodable one fails or is skipped and counted."""
     path = _existing(path, flag)
-    data = read_image_folder(path) if path.is_dir() else read_image_parquet(path)
+    resize = stream.resize if stream is not None else "none"
+    reader = read_image_folder if path.is_dir() else read_image_parquet
+    data = reader(path, shape if resize != "none" else None, resize=resize,
+                  on_bad_image=stream.on_bad_image if stream is not None else "error")
     got = tuple(int(d) for d in data.images.shape[1:])
     if shape is not None and got != tuple(shape):
         raise DataError(f"{flag} {path}: images of shape {got} (C, H, W), the state's are "

@@ -110,9 +110,9 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         torch.set_num_threads(cfg.run.threads)
     shape = tuple(saved["image_shape"]) if saved else cfg.stream.image_shape
     head = saved["num_classes"] if saved else cfg.head_classes
-    data = read_images(req.data, "--data", shape, head)
+    data = read_images(req.data, "--data", shape, head, cfg.stream)
     shape = shape or tuple(int(d) for d in data.images.shape[1:])
-    test = read_images(req.test, "--test", shape, head) if req.test else None
+    test = read_images(req.test, "--test", shape, head, cfg.stream) if req.test else None
     data_sha = fingerprint(req.data)
     if ledger.tasks and ledger.tasks[-1].data_sha256 == data_sha:
         store.delete(staging_dir(parent))  # left behind if the last learn died after its switch

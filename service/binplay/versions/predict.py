@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.data.types import DataError
-from binplay.data.user import decode_image
+from binplay.data.user import Resize, ingest_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
 from binplay.state import STATE_FILE
@@ -45,7 +45,7 @@ def _image_blobs(table: pa.Table, where: str) -> tuple[str, list[bytes | None]]:
     raise DataError(f"{where}: no image column (expected 'img' with 'bytes', or 'image')")
 
 
-def check_input(path: Path, shape: tuple[int, int, int]) -> int:
+def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> int:
     """Driver-side checks; returns the number of rows."""
     if not path.is_file():
         raise DataError(f"--data {path}: not a Parquet file (predict reads Parquet)")
@@ -62,14 +62,17 @@ def check_input(path: Path, shape: tuple[int, int, int]) -> int:
         raise DataError(f"--data {path}: 'label' column holds {first.schema.field('label').type}, "
                         f"expected integers")
     _, blobs = _image_blobs(first.slice(0, 1), f"--data {path}")
-    _decoded(blobs[0], f"--data {path} row 0", shape)
+    _decoded(blobs[0], f"--data {path} row 0", shape, resize)
     return meta.metadata.num_rows
 
 
-def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int]) -> np.ndarray:
+def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int],
+             resize: Resize = "none") -> np.ndarray:
     if blob is None:
         raise DataError(f"{where}: no image")
-    arr = decode_image(blob, where)  # as stored: another channel count is refused, not converted
+    # As stored (another channel count is refused, not converted) unless the state's
+    # stream.resize brings every image to its shape, as its learns did.
+    arr = ingest_image(blob, where, shape, resize)
     if tuple(arr.shape) != tuple(shape):
         raise DataError(f"{where}: image of shape {tuple(arr.shape)} (C, H, W), the state's are "
                         f"{tuple(shape)}")
@@ -85,10 +88,11 @@ class Scorer:
         torch.set_num_threads(1)
         self.run = SavedRun(Path(self._tmp.name) / STATE_FILE)
         self.shape, self.origin = image_shape(self.run), origin
+        self.resize = self.run.cfg.stream.resize
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         name, blobs = _image_blobs(batch, self.origin)
-        images = torch.from_numpy(np.stack([_decoded(b, f"--data {self.origin}", self.shape)
+        images = torch.from_numpy(np.stack([_decoded(b, f"--data {self.origin}", self.shape, self.resize)
                                              for b in blobs]))
         probs = probabilities(self.run, images)
         top = probs.max(dim=1)
@@ -99,12 +103,12 @@ class Scorer:
 
 
 def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: Path,
-            batch_size: int = 64) -> dict[str, Any]:
+            batch_size: int = 64, resize: Resize = "none") -> dict[str, Any]:
     """Score every row of ``data`` with Ray Data; writes Parquet parts under ``output``."""
     import ray
     import ray.data
 
-    rows = check_input(data, shape)
+    rows = check_input(data, shape, resize)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
