@@ -4,15 +4,13 @@ import torch
 
 from binplay.config import ClassifierConfig
 from binplay.models.classifier import LeNet
+from binplay.scoring import class_mask, masked_logits, soft_targets
 from binplay.strategies.base import soft_target_batches
 from binplay.train.classifier import (
-    class_mask,
     classifier_epoch,
     distillation_loss,
-    masked_logits,
     past_per_batch,
     replay_loss,
-    soft_targets,
 )
 
 

@@ -13,7 +13,7 @@ from binplay.engine import run_stream
 from binplay.ledger import Ledger, TaskRecord
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, generate
 from binplay.run_models import build_models
-from binplay.train.classifier import soft_targets
+from binplay.scoring import soft_targets
 
 SHAPE = (1, 28, 28)
 

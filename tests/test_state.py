@@ -138,3 +138,16 @@ def test_save_refuses_an_object_naming_where_it_is(tmp_path):
     with pytest.raises(TypeError, match=r"phase_metrics\[0\]/extra holds a collections.defaultdict"):
         save_state(state, tmp_path)
     assert not (tmp_path / "state.pt").exists()
+
+
+def test_every_state_entry_is_declared_and_an_undeclared_one_is_refused_before_writing(tmp_path):
+    from binplay.state import STATE_KEYS, TASK_SCOPED, RunState
+
+    # Task-scoped entries are marked where RunState declares them, not in a list kept apart.
+    assert set(TASK_SCOPED) == {"optim", "snapshots", "mapping", "phase_metrics", "task_elapsed",
+                                "decoder_packed"}
+    assert set(TASK_SCOPED) < set(STATE_KEYS) == set(RunState.__annotations__)
+    state = {"version": 2, "task": 0, "probes_of_task": {}}
+    with pytest.raises(TypeError, match="probes_of_task"):
+        save_state(state, tmp_path / "s")
+    assert not (tmp_path / "s").exists()

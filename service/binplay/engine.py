@@ -29,10 +29,10 @@ from binplay.progress import Progress
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
 from binplay.replay.generate import frozen_copy
 from binplay.run_models import build_models
+from binplay.scoring import class_mask
 from binplay.seeding import derived_seed
 from binplay.state import check_resume_workers, check_state, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
-from binplay.train.classifier import class_mask
 
 
 def phase_plan(cfg: BinPlayConfig, strategy: Strategy | None = None) -> list[tuple[str, int]]:

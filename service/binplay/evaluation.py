@@ -25,7 +25,7 @@ from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, read_shards
 from binplay.ledger import Ledger
 from binplay.replay import decode_indices
-from binplay.train.classifier import accuracy, class_mask
+from binplay.scoring import class_mask, score
 
 GRID_PER_TASK = 8
 
@@ -49,16 +49,8 @@ class Evaluator:
     def accuracy_row(self, split: str, t: int, classifier: nn.Module,
                      seen: torch.Tensor) -> list[float | None]:
         """Accuracy on each task 0..t's ``split`` (None where it has none)."""
-        row: list[float | None] = []
-        for j in range(t + 1):
-            part = self.labelled_set(split, j)
-            if part is None:
-                row.append(None)
-                continue
-            images, labels = part
-            device = self.ctx.device
-            row.append(accuracy(classifier, images.to(device), labels.to(device), seen))
-        return row
+        scores = score(classifier, seen, ((j, self.labelled_set(split, j)) for j in range(t + 1)))
+        return [scores.accuracy(j) for j in range(t + 1)]
 
     def originals(self, task_id: int, stream_index: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The probed samples of a task, read back from its shards: (images in [0, 1], labels)."""

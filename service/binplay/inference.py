@@ -15,12 +15,11 @@ from torch import nn
 
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
 from binplay.ledger import Ledger
-from binplay.metrics import confusion_matrix, most_confused
 from binplay.models.build import load_weights
 from binplay.replay import decode_indices
 from binplay.run_models import build_models
+from binplay.scoring import class_mask, masked_logits, score
 from binplay.state import STATE_FILE, StateError, load_state
-from binplay.train.classifier import class_mask, masked_logits, predict
 
 
 def resolve_state_path(path: str | Path) -> Path:
@@ -87,14 +86,10 @@ class SavedRun:
         manifest = build_stream(cfg, Path(workdir) / "stream")
         num_classes = self.state["num_classes"]
         seen = class_mask(self.ledger.classes, num_classes, self.device)
-        rows, truth, predicted = {}, [], []
-        for rec in self.ledger.tasks:
-            _, images, labels = read_shards(manifest.tasks[rec.task_id].test)
-            pred = predict(self.models["classifier"], images.to(self.device).float() / 255, seen).cpu()
-            rows[rec.task_id] = 100.0 * float((pred == labels).sum()) / max(1, len(labels))
-            truth += labels.tolist()
-            predicted += pred.tolist()
-        confusion = confusion_matrix(truth, predicted, num_classes)
+        scores = score(self.models["classifier"], seen,
+                       ((rec.task_id, read_shards(manifest.tasks[rec.task_id].test)[1:])
+                        for rec in self.ledger.tasks))
+        rows = {rec.task_id: scores.accuracy(rec.task_id) for rec in self.ledger.tasks}
         return {"checkpoint": str(self.path), "accuracy_per_task": rows,
                 "average_accuracy": sum(rows.values()) / len(rows), "tasks_learnt": len(rows),
-                "confusion": confusion, "most_confused": most_confused(confusion)}
+                **scores.confusion_report(num_classes)}

@@ -106,6 +106,10 @@ def run_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles
             after_save(state, metrics)
 
     device = pick_device(cfg)
+    if cfg.uses_replay_actors:  # the actors need a Ray: an embedded one unless one is connected
+        from binplay.ray_train.cluster import ensure_ray
+
+        ensure_ray(cfg, log=log or print)
     source = make_source(cfg, device, log=log or print)
     logged = {"log": log} if log is not None else {}
     try:

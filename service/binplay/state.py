@@ -22,7 +22,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypedDict, get_type_hints
 
 import numpy as np
 import torch
@@ -34,14 +34,54 @@ READABLE_VERSIONS = (1, 2)  # 1 is migrated on load (migrate_state)
 STATE_FILE = "state.pt"
 MEASUREMENT_FILE = "measurement.pt"
 MEASUREMENT = "measurement"
-TASK_SCOPED = ("optim", "snapshots", "mapping", "phase_metrics", "task_elapsed", "decoder_packed")
+
+
+class _TaskScoped:
+    """Marks a state entry that lives within its task: dropped at the task's end, so nothing
+    per sample (the code mapping above all) outlives it, and never counted as memory."""
+
+
+TASK = _TaskScoped()
+
+
+class RunState(TypedDict, total=False):
+    """Every entry a state may hold, declared in one place; saving refuses any other.
+
+    Entries marked ``TASK`` are task-scoped (``end_task`` drops them); the rest is what the
+    run carries from one task to the next (``binplay.memory`` counts its tensors)."""
+
+    version: int
+    fingerprint: str
+    config: dict[str, Any]  # lets evaluate/generate rebuild the models
+    task: int  # tasks finished
+    cursor: int  # epochs of the current task done (its phases in order)
+    models: dict[str, dict[str, Any]] | None  # weights carried, at their stored precision
+    ledger: dict[str, Any]  # index ranges and classes of every task
+    history: dict[str, list]  # per-task metrics: numbers, never samples
+    image_shape: list[int]
+    num_classes: int
+    world_size: int  # workers of the latest mid-task checkpoint
+    buffer: dict[str, Any]  # a rehearsal buffer's images, labels (and DER++'s logits)
+    decoder_stored: int  # the task whose end stored the decoder at its precision
+    measurement: dict[str, Any]  # probes and grids: saved apart (measurement.pt), never trained on
+    optim: Annotated[dict[str, Any], TASK]  # the phase's optimizer state
+    snapshots: Annotated[dict[str, Any], TASK]  # models frozen at the task's start
+    mapping: Annotated[Any, TASK]  # the task's sample-to-code mapping
+    phase_metrics: Annotated[list, TASK]
+    task_elapsed: Annotated[float, TASK]
+    decoder_packed: Annotated[dict[str, Any], TASK]  # the decoder as stored (int8/int4 packing)
+
+
+STATE_KEYS = tuple(RunState.__annotations__)
+TASK_SCOPED = tuple(name for name, hint in get_type_hints(RunState, include_extras=True).items()
+                    if TASK in getattr(hint, "__metadata__", ()))
 
 
 class StateError(ValueError):
     """A saved state this run cannot continue from."""
 
 
-def fresh_state(cfg: BinPlayConfig) -> dict[str, Any]:
+def fresh_state(cfg: BinPlayConfig) -> RunState:
     return {
         "version": STATE_VERSION,
         "fingerprint": cfg.fingerprint(),
@@ -86,7 +126,7 @@ def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def end_task(state: dict[str, Any]) -> None:
+def end_task(state: RunState) -> None:
     """Drop everything task-scoped (the code mapping above all) at a task boundary."""
     for key in TASK_SCOPED:
         state.pop(key, None)
@@ -157,9 +197,12 @@ def training_part(state: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in state.items() if k != MEASUREMENT}
 
 
-def save_state(state: dict[str, Any], directory: str | Path) -> Path:
+def save_state(state: RunState, directory: str | Path) -> Path:
     """``state.pt`` (the training state) and, beside it, ``measurement.pt`` (probes, grids);
     the measurement first, so a state.pt never names measurements that are not there."""
+    undeclared = sorted(set(state) - set(STATE_KEYS))
+    if undeclared:  # a bug of the code, not of the user's input: fail before writing anything
+        raise TypeError(f"state entries {undeclared} are not declared in state.RunState")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files = [(MEASUREMENT_FILE, state.get(MEASUREMENT)), (STATE_FILE, training_part(state))]
@@ -172,7 +215,7 @@ def save_state(state: dict[str, Any], directory: str | Path) -> Path:
     return directory / STATE_FILE
 
 
-def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> dict[str, Any]:
+def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> RunState:
     """A saved state (``state.pt``, or a directory holding it) with its measurement part when
     ``measurement.pt`` lies beside it; a version-1 state is migrated."""
     path = Path(path)
@@ -181,6 +224,9 @@ def load_state(path: str | Path, cfg: BinPlayConfig | None = None) -> dict[str, 
     state = _load_plain(path)
     if not isinstance(state, dict):
         raise StateError(f"{path}: not a BinPlay state")
+    if state.get("version") not in READABLE_VERSIONS:  # before a migration guesses at it
+        raise StateError(f"{path}: state version {state.get('version')} was written by another "
+                         f"BinPlay version (this one reads {', '.join(map(str, READABLE_VERSIONS))})")
     measurement = path.with_name(MEASUREMENT_FILE)
     if MEASUREMENT not in state and measurement.is_file():
         part = _load_plain(measurement)

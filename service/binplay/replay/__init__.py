@@ -22,7 +22,8 @@ __all__ = ["InlineReplay", "ReplayBatch", "ReplayFeed", "ReplayJob", "ReplayPlan
 
 def make_source(cfg: BinPlayConfig, device: torch.device | str = "cpu", log=print) -> ReplaySource:
     """The source ``replay.mode`` names; the in-process loop and the Ray worker both call
-    this, so they pick it the same way. Actors need a connected Ray (started if absent)."""
+    this, so they pick it the same way. Actors need a connected Ray: the caller connects it
+    (``ray_train.cluster.ensure_ray``), so replay stays below the Ray Train layer."""
     if not cfg.uses_replay_actors:
         return InlineReplay(device)
     import ray
@@ -30,7 +31,5 @@ def make_source(cfg: BinPlayConfig, device: torch.device | str = "cpu", log=prin
     from binplay.replay.actors import ActorReplay
 
     if not ray.is_initialized():
-        from binplay.ray_train.cluster import ensure_ray
-
-        ensure_ray(cfg, log=log)
+        raise RuntimeError("replay.mode: actors needs a connected Ray (ensure_ray first)")
     return ActorReplay(cfg.replay, log=log)

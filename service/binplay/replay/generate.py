@@ -21,7 +21,7 @@ from torch import nn
 from binplay.codes import stream_codes
 from binplay.config import BinPlayConfig, CodesConfig
 from binplay.ledger import Ledger
-from binplay.train.classifier import class_mask, soft_targets
+from binplay.scoring import class_mask, soft_targets
 
 Targets = Literal["none", "soft", "hard", "ledger"]
 

@@ -20,8 +20,9 @@ from torch import nn
 
 from binplay.config import BinPlayConfig, ClassifierConfig
 from binplay.memory import carried_bytes
+from binplay.scoring import soft_targets
 from binplay.train import classifier as clf
-from binplay.train.classifier import PastBatch, past_per_batch, soft_targets
+from binplay.train.classifier import PastBatch, past_per_batch
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from binplay.config import ClassifierConfig
 from binplay.memory import budget_bytes, carried_bytes
+from binplay.scoring import masked_logits
 from binplay.strategies.base import CurrentInputs, Memory, Strategy
 from binplay.strategies.baselines import classifier_with, label_dtype, refill
-from binplay.train.classifier import masked_logits
 from binplay.train.steps import EpochMeans
 
 if TYPE_CHECKING:

@@ -15,34 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from binplay.config import ClassifierConfig
+from binplay.scoring import masked_logits
 from binplay.train.steps import EpochMeans
 
 # step, epoch generator -> (past images, their target class probabilities) for that step
 PastBatch = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-
-
-def class_mask(classes: list[int], num_classes: int, device=None) -> torch.Tensor:
-    """Boolean mask of the classes seen so far: the single head only scores those."""
-    mask = torch.zeros(num_classes, dtype=torch.bool, device=device)
-    mask[classes] = True
-    return mask
-
-
-def masked_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return logits.masked_fill(~mask, float("-inf"))
-
-
-@torch.no_grad()
-def soft_targets(frozen: nn.Module, images: torch.Tensor, old_mask: torch.Tensor,
-                 hard: bool = False) -> torch.Tensor:
-    """Targets for regenerated samples from the frozen pre-task classifier."""
-    was_training = frozen.training
-    frozen.eval()
-    probs = F.softmax(masked_logits(frozen(images), old_mask), dim=1)
-    frozen.train(was_training)
-    if hard:
-        probs = F.one_hot(probs.argmax(dim=1), probs.shape[1]).to(probs.dtype)
-    return probs
 
 
 def replay_loss(logits: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
@@ -161,21 +138,3 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
             loss = loss + distill * distillation_loss(raw[:b], teacher_logits, old)
         sums.step(opt, loss, current=current, past=past_loss)
     return sums.means()
-
-
-@torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, seen: torch.Tensor, batch: int = 1024) -> torch.Tensor:
-    """Top-1 labels over the classes seen so far, in eval mode (the model's mode is kept)."""
-    was_training = model.training
-    model.eval()
-    parts = [masked_logits(model(images[s:s + batch]), seen).argmax(dim=1)
-             for s in range(0, len(images), batch)]
-    model.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long, device=images.device)
-
-
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, seen: torch.Tensor,
-             batch: int = 1024) -> float:
-    """Top-1 accuracy (percent) over the classes seen so far."""
-    correct = int((predict(model, images, seen, batch) == labels).sum())
-    return 100.0 * correct / max(1, len(images))

@@ -14,8 +14,7 @@ import torch
 
 from binplay.data.types import ImageSet
 from binplay.inference import SavedRun
-from binplay.metrics import confusion_matrix, most_confused
-from binplay.train.classifier import class_mask, masked_logits
+from binplay.scoring import class_mask, masked_logits, score
 from binplay.versions.store import StateStore
 
 
@@ -42,31 +41,25 @@ def probabilities(run: SavedRun, images: torch.Tensor, batch: int = 512) -> torc
     return torch.cat(parts) if parts else torch.empty(0, run.state["num_classes"])
 
 
-def _percent(hits: torch.Tensor) -> float:
-    return round(100.0 * float(hits.float().mean()), 4)
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def accuracy_report(run: SavedRun, data: ImageSet) -> dict[str, Any]:
     """Accuracy per class (every label in ``data``) and per learnt task (the rows of its
     classes); labels of classes no task has learnt are counted apart, as misses."""
-    predicted = probabilities(run, data.images).argmax(dim=1)
-    labels = data.labels
-    hits = predicted == labels
-    per_class = {str(c): _percent(hits[labels == c]) for c in sorted(set(labels.tolist()))}
-    per_task: dict[str, float] = {}
-    for task in run.ledger.tasks:
-        rows = torch.isin(labels, torch.tensor(task.classes))
-        if bool(rows.any()):
-            per_task[str(task.task_id)] = _percent(hits[rows])
+    seen = class_mask(run.ledger.classes, run.state["num_classes"], run.device)
+    scores = score(run.models["classifier"], seen, [("data", (data.images, data.labels))])
+    per_class = {str(c): _rounded(a) for c, a in scores.per_class().items()}
+    per_task = {str(task.task_id): _rounded(scores.within(task.classes)) for task in run.ledger.tasks
+                if scores.within(task.classes) is not None}
     learnt = set(run.ledger.classes)
-    unknown = sorted(c for c in set(labels.tolist()) if c not in learnt)
-    confusion = confusion_matrix(labels.tolist(), predicted.tolist(), run.state["num_classes"])
-    return {"samples": len(labels), "accuracy": _percent(hits) if len(labels) else None,
+    unknown = sorted(c for c in set(data.labels.tolist()) if c not in learnt)
+    return {"samples": len(data.labels), "accuracy": _rounded(scores.overall()),
             "accuracy_per_class": per_class, "accuracy_per_task": per_task,
             "average_task_accuracy": (round(sum(per_task.values()) / len(per_task), 4)
                                       if per_task else None),
-            "classes_not_learnt": unknown, "confusion": confusion,
-            "most_confused": most_confused(confusion)}
+            "classes_not_learnt": unknown, **scores.confusion_report(run.state["num_classes"])}
 
 
 def write_evaluation(result: dict[str, Any], out: Path) -> tuple[Path, Path]:
