@@ -22,9 +22,10 @@ from pathlib import Path
 from jobs.common import job_main, parser_with_config
 
 
-def _csv(kind):
+def _csv(kind, what: str):
     def parse(text: str):
         return [kind(item) for item in text.split(",") if item.strip()]
+    parse.__name__ = f"comma-separated list of {what}"  # argparse names it in its refusal
     return parse
 
 
@@ -34,10 +35,10 @@ def _megabytes(text: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_with_config(__doc__)
-    parser.add_argument("--strategies", type=_csv(str), default=["binplay", "er", "dgr",
+    parser.add_argument("--strategies", type=_csv(str, "names"), default=["binplay", "er", "dgr",
                                                                  "finetune", "joint"])
-    parser.add_argument("--seeds", type=_csv(int), default=[0])
-    parser.add_argument("--memory-mb", type=_csv(_megabytes), default=None,
+    parser.add_argument("--seeds", type=_csv(int, "integers"), default=[0])
+    parser.add_argument("--memory-mb", type=_csv(_megabytes, "megabytes or auto"), default=None,
                         help="memory sizes (MB) for BinPlay's decoder, the ER buffer and the DGR "
                         "decoder; 'auto' = BinPlay's decoder of the config (the default)")
     parser.add_argument("--output", required=True, help="directory of the comparison")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{s['std']:5.2f}% | {s['memory_mb']:.2f} MB | seeds {s['seeds']}")
         print(f"-> {Path(args.output) / 'compare.md'}")
 
-    return job_main(parser, body, argv)
+    return job_main(parser, body, argv, lambda cfg, args: args.output)
 
 
 if __name__ == "__main__":

@@ -22,23 +22,26 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.common import run_guarded
+from jobs.common import job_parser, run_guarded
 
 
 def _evaluate_state(args: argparse.Namespace) -> None:
     import tempfile
 
     from binplay.config import ConfigError
+    from binplay.validation import check_labels_fit, check_state_location
     from binplay.versions.inputs import read_images
     from binplay.versions.store import StateStore
     from binplay.versions.use import accuracy_report, image_shape, open_version, write_evaluation
 
     if not args.data:
         raise ConfigError("--data: required with --state (labelled test images)")
+    check_state_location(args.state)
     store = StateStore(args.state)
     with tempfile.TemporaryDirectory(prefix="binplay-evaluate-") as tmp:
         version, run = open_version(store, args.version, tmp)
         data = read_images(args.data, "--data", image_shape(run), stream=run.cfg.stream)
+        check_labels_fit(data.labels, run.state["num_classes"], f"--data {args.data}")
         result = {"state": store.uri, "version": version, "data": args.data,
                   "tasks": run.state["ledger"]["tasks"], **accuracy_report(run, data)}
     out = Path(args.output or f"evaluation-v{version:04d}")
@@ -74,8 +77,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = job_parser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--state", help="a versioned state (directory or URI) that jobs.learn wrote")
     source.add_argument("--checkpoint", help="run dir, checkpoint dir or state.pt")

@@ -17,12 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from jobs.common import run_guarded
+from jobs.common import job_parser, positive_int, run_guarded
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = job_parser(__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--state", help="a versioned state (directory or URI) that jobs.learn wrote")
     source.add_argument("--checkpoint", help="run dir, checkpoint dir or state.pt")
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", type=int, help="draw indices from this task (default: all)")
     parser.add_argument("--start", type=int, help="first index of an explicit range (1-based)")
     parser.add_argument("--stop", type=int, help="last index of the range (inclusive)")
-    parser.add_argument("--count", type=int, default=64, help="how many samples to draw")
+    parser.add_argument("--count", type=positive_int, default=64, help="how many samples to draw")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", help="directory (default: <checkpoint>/generated, or "
                         "generated-vNNNN/ for --state)")
@@ -51,9 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         from binplay.inference import SavedRun
 
         if args.state:
+            from binplay.validation import check_state_location
             from binplay.versions.store import StateStore
             from binplay.versions.use import open_version
 
+            check_state_location(args.state)
             version, run = open_version(StateStore(args.state), args.version, tmp)
             default = Path(f"generated-v{version:04d}")
         else:

@@ -23,22 +23,20 @@ URI and ray.num_workers > 0 trains through Ray Train:
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from jobs.common import run_guarded
+from jobs.common import absent_roots, job_parser, positive_int, run_guarded
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = job_parser(__doc__)
     parser.add_argument("--state", required=True, help="state location: a directory or a URI")
     parser.add_argument("--data", help="the new task: Parquet file or image folder")
     parser.add_argument("--test", help="test images (any learnt classes): metrics at the time")
     parser.add_argument("--config", help="YAML run config (the first learn's becomes the state's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field (repeatable)")
-    parser.add_argument("--keep", type=int, help="after publishing, keep only the newest N versions")
+    parser.add_argument("--keep", type=positive_int, help="after publishing, keep only the newest N versions")
     parser.add_argument("--rollback", type=int, metavar="N",
                         help="instead of learning: point LATEST back at version N (newer ones stay)")
     parser.add_argument("--discard-unfinished", action="store_true",
@@ -46,8 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        from binplay.config import ConfigError
+        from binplay.config import ConfigError, load_config
+        from binplay.validation import check_state_location
         from binplay.versions.learn import LearnRequest, learn, rollback
+
+        check_state_location(args.state)  # a run directory or a stray file is not a state
+        if args.config is not None:
+            load_config(args.config, args.set)  # a bad config file fails before the state is locked
 
         if args.rollback is not None:
             if args.data:
@@ -56,13 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             return
         if not args.data:
             raise ConfigError("--data: required (the new task's Parquet file or image folder)")
-        if args.keep is not None and args.keep < 1:
-            raise ConfigError("--keep: at least 1 (the latest version is always kept)")
         learn(LearnRequest(state=args.state, data=args.data, test=args.test, config=args.config,
                            overrides=args.set, keep=args.keep,
                            discard_unfinished=args.discard_unfinished))
 
-    return run_guarded(body)
+    return run_guarded(body, absent_roots([args.state]))  # a first learn refused leaves no state dir
 
 
 if __name__ == "__main__":

@@ -11,21 +11,19 @@ per classifier output). Ray is the cluster RAY_ADDRESS names, or an embedded loc
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from jobs.common import run_guarded
+from jobs.common import job_parser, positive_int, run_guarded
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = job_parser(__doc__)
     parser.add_argument("--state", required=True, help="a versioned state (directory or URI)")
     parser.add_argument("--version", type=int, help="this version instead of the latest")
     parser.add_argument("--data", required=True, help="Parquet file of images")
     parser.add_argument("--output", required=True, help="directory of the predictions (Parquet)")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per Ray Data batch")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per Ray Data batch")
     args = parser.parse_args(argv)
 
     def body() -> None:
@@ -33,10 +31,12 @@ def main(argv: list[str] | None = None) -> int:
 
         from binplay.config import BinPlayConfig
         from binplay.ray_train.cluster import ensure_ray
+        from binplay.validation import check_state_location
         from binplay.versions.predict import check_input, predict
         from binplay.versions.store import StateStore
         from binplay.versions.use import image_shape, open_version
 
+        check_state_location(args.state)
         store = StateStore(args.state)
         with tempfile.TemporaryDirectory(prefix="binplay-predict-") as tmp:
             version, run = open_version(store, args.version, tmp)

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
 
         train(cfg)
 
-    return job_main(parser, body, argv)
+    def place(cfg, args) -> str:
+        from binplay.storage import place_run, run_root
+
+        return run_root(place_run(cfg, args.output) if args.output else cfg)
+
+    return job_main(parser, body, argv, place)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ takes as it is). Re-running the same command resumes an interrupted search.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from jobs.common import run_guarded
+from jobs.common import job_parser, run_guarded
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = job_parser(__doc__)
     parser.add_argument("--config", required=True, help="tune config (configs/tune/*.yaml)")
     parser.add_argument("--output", help="the search's directory (default: its storage, or "
                         "runs/tune-<name>); the same place resumes")
@@ -29,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        from binplay.tune.config import load_search, trial_count
+        from binplay.tune.config import check_search, load_search, trial_count
+        from binplay.validation import check_stream_inputs
 
         search, base = load_search(args.config)
+        check_stream_inputs(check_search(search, base, args.config))  # user data: before Ray starts
         if args.dry_run:
             print(f"tune config OK: {trial_count(search)} trials (ASHA may stop some early)")
             return

@@ -650,6 +650,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             text = Path(path).read_text()
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read config ({exc.strerror})") from None
+        if not text.strip():  # an empty file is a mistake, not "train on every default"
+            raise ConfigError(f"{source}: empty config file")
         try:
             tree = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:

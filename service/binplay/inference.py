@@ -11,19 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from binplay.config import BinPlayConfig, ConfigError, config_from_dict
+from binplay.errors import first_line
 from binplay.ledger import Ledger
 from binplay.models.build import load_weights
 from binplay.replay import decode_indices
 from binplay.run_models import build_models
 from binplay.scoring import class_mask, masked_logits, score
 from binplay.state import STATE_FILE, StateError, load_state
+from binplay.validation import builtin_shape, check_image_shape
+
+FIXED_STREAM_FIELDS = ("tasks", "order")
 
 
 def resolve_state_path(path: str | Path) -> Path:
+    from binplay.validation import check_run_path
+
     path = Path(path)
+    check_run_path(path)
     candidates = [path, path / STATE_FILE, path / "checkpoint" / STATE_FILE]
     for candidate in candidates:
         if candidate.is_file():
@@ -37,17 +45,30 @@ def resolve_state_path(path: str | Path) -> Path:
 class SavedRun:
     """A finished (or interrupted) run's models, ledger and config, ready to use."""
 
-    def __init__(self, path: str | Path, device: str = "cpu"):
+    def __init__(self, path: str | Path, device: str = "cpu", origin: str | None = None):
+        """``origin`` names the state in errors when ``path`` is a local copy of it."""
         self.path = resolve_state_path(path)
-        state: dict[str, Any] = load_state(self.path)
-        if "config" not in state or state.get("models") is None:
-            raise StateError(f"{self.path}: state holds no finished task to use")
-        self.cfg = BinPlayConfig.model_validate(state["config"])
+        where = origin or str(self.path)
+        try:
+            state: dict[str, Any] = load_state(self.path)
+        except StateError as exc:
+            raise StateError(str(exc).replace(str(self.path), where)) from None
+        if not isinstance(state.get("config"), dict) or state.get("models") is None:
+            raise StateError(f"{where}: state holds no finished task to use")
+        try:  # a state.pt of plain data that is not a BinPlay run's: one line, not a traceback
+            self.cfg = BinPlayConfig.model_validate(state["config"])
+            self.ledger = Ledger.from_dict(state["ledger"])
+            self.models: dict[str, nn.Module] = build_models(
+                self.cfg, tuple(state["image_shape"]), state["num_classes"])
+            load_weights(self.models, state["models"])
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise StateError(f"{where}: not a state this BinPlay can use (its config: "
+                             f"{'.'.join(map(str, first['loc']))}: {first['msg']})") from None
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise StateError(f"{where}: not a state this BinPlay can use "
+                             f"({type(exc).__name__}: {first_line(exc)})") from None
         self.state = state
-        self.ledger = Ledger.from_dict(state["ledger"])
-        self.models: dict[str, nn.Module] = build_models(self.cfg, tuple(state["image_shape"]),
-                                                         state["num_classes"])
-        load_weights(self.models, state["models"])
         for module in self.models.values():
             module.to(device).eval()
         self.device = device
@@ -83,7 +104,16 @@ class SavedRun:
         if any(not item.startswith("stream.") for item in stream_overrides):
             raise ConfigError("--set: evaluate only overrides stream.* fields")
         cfg = config_from_dict(self.state["config"], stream_overrides, source=str(self.path))
-        manifest = build_stream(cfg, Path(workdir) / "stream")
+        for name in FIXED_STREAM_FIELDS:  # they define the ledger's tasks and index ranges
+            if getattr(cfg.stream, name) != getattr(self.cfg.stream, name):
+                raise ConfigError(f"--set stream.{name}: fixed by the run (its ledger's tasks are "
+                                  f"{getattr(self.cfg.stream, name)})")
+        shape = tuple(int(d) for d in self.state["image_shape"])
+        known = builtin_shape(cfg.stream)  # before reading a whole dataset of another shape
+        if known is not None:
+            check_image_shape(known, shape, f"stream {cfg.stream.dataset}")
+        manifest = build_stream(cfg, Path(workdir) / "stream")  # a scratch copy: nothing kept
+        check_image_shape(manifest.image_shape, shape, f"stream {cfg.stream.test_path or cfg.stream.dataset}")
         num_classes = self.state["num_classes"]
         seen = class_mask(self.ledger.classes, num_classes, self.device)
         scores = score(self.models["classifier"], seen,

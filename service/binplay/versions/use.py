@@ -22,7 +22,7 @@ def open_version(store: StateStore, version: int | None, workdir: str | Path) ->
     """(version number, its models ready to use); the latest when ``version`` is None."""
     chosen = store.resolve(version)
     path = store.fetch_state(chosen, Path(workdir) / f"v{chosen:04d}")
-    return chosen, SavedRun(path)
+    return chosen, SavedRun(path, origin=store.location(f"versions/v{chosen:04d}/{path.name}"))
 
 
 def image_shape(run: SavedRun) -> tuple[int, int, int]:
