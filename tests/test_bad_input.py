@@ -37,6 +37,8 @@ Pairs that do not apply, and why:
   which only a started search reads; ``--output`` holding another search is its row.
 - compare, tune x shape, channels: their runs build the stream jobs.train builds, through
   the same checks (the train rows); they have rows for corrupt data, columns and labels.
+- tune x dataset: a search trains fresh runs on whatever dataset its base config names; a
+  search resumed with another base is another search (its ``checkpoint`` row).
 - extra columns: a Parquet file may carry more columns (ids, paths, label names) than the
   image and the label; they are not bad input and are not refused.
 
