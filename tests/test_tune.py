@@ -11,12 +11,14 @@ import sys
 
 import pytest
 import yaml
+from eventtools import scalars
 
 from raytools import REPO, run_job, write_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 BAD_LR = 1e-9  # the classifier barely moves: chance accuracy, ASHA's to stop
+DIVERGING_LR = 1e30  # the classifier's loss is NaN at its first epoch: the trial fails
 
 
 def _search(tiny, tmp_path, lrs, overrides=(), space=None, **extra):
@@ -62,12 +64,15 @@ def test_too_many_concurrent_trials_refused_in_one_line(tiny, tmp_path):
 
 
 def test_search_stops_the_bad_trial_and_writes_a_trainable_best(tiny, tmp_path):
-    path = _search(tiny, tmp_path, [1e-3, 3e-3, BAD_LR])
+    path = _search(tiny, tmp_path, [1e-3, 3e-3, BAD_LR, DIVERGING_LR])
     out = tmp_path / "search"
     code, log = run_job(["jobs.tune", "--config", str(path), "--output", str(out)], _env())
     assert code == 0, log[-4000:]
     rows = _trials(out)
-    assert len(rows) == 3
+    assert len(rows) == 4
+    diverged = [r for r in rows if float(r["classifier.lr"]) == DIVERGING_LR]
+    assert diverged[0]["status"] == "error" and "diverged" in diverged[0]["error"], diverged
+    assert "1 failed" in log and "no best" not in log
     bad = [r for r in rows if float(r["classifier.lr"]) == BAD_LR]
     assert bad[0]["stopped_early"] == "True" and bad[0]["val_average_accuracy_task_2"] == ""
     assert bad[0]["val_average_accuracy_task_1"] != ""  # judged after its first task
@@ -84,6 +89,19 @@ def test_search_stops_the_bad_trial_and_writes_a_trainable_best(tiny, tmp_path):
     dry = subprocess.run([sys.executable, "-m", "jobs.train", "--config", str(out / "best.yaml"),
                           "--dry-run"], cwd=REPO, env=_env(), capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
+    # Tracking: Tune's TensorBoard logger has each task's metrics in the trial's directory,
+    # the trial's own run every epoch's in its tensorboard/.
+    done = next(r for r in completed if r["val_average_accuracy_task_2"] != "")
+    trial_dir = next((out / "search").glob(f"binplay_t_{done['trial_id']}_*"))
+    tuned = scalars(trial_dir)
+    assert tuned["ray/tune/val_average_accuracy"][2] == pytest.approx(
+        float(done["val_average_accuracy_task_2"]))
+    for tag in ("accuracy/test_average", "accuracy/val_task_1", "psnr/mean", "memory/carried_bytes",
+                "last_loss/classifier"):
+        assert sorted(tuned[f"ray/tune/{tag}"]) == [1, 2], tag
+    run = scalars(out / "trials" / f"train-{done['trial_id']}" / "tensorboard")
+    assert len(run["loss/classifier"]) == 2 * 3  # classifier.epochs=3, 2 tasks
+    assert run["accuracy/val_average"][2] == pytest.approx(float(done["val_average_accuracy_task_2"]))
 
 
 def test_killed_search_resumes_without_rerunning_finished_trials(tiny, tmp_path):

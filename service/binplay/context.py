@@ -48,6 +48,9 @@ class TrainContext:
     log: Callable[[str], None] = _print
     # Where rehearsal batches are decoded (binplay.replay.make_source); None: inline here.
     replay: ReplaySource | None = None
+    # Where the run's tracker writes instead of the run's place (binplay.tracking; a learn's
+    # state, whose staging run is deleted once published); resolved by the driver.
+    track_root: str | None = None
 
     @property
     def is_main(self) -> bool:

@@ -24,6 +24,7 @@ from binplay.data.stream import StreamManifest, TaskShards
 from binplay.errors import TrainingFailed
 from binplay.evaluation import Evaluator
 from binplay.ledger import Ledger, TaskRecord
+from binplay.memory import classifier_bytes
 from binplay.models.build import load_weights
 from binplay.progress import Progress
 from binplay.replay import InlineReplay, ReplayFeed, ReplayJob, ReplayPlan, ReplaySource
@@ -33,6 +34,7 @@ from binplay.scoring import class_mask
 from binplay.seeding import derived_seed
 from binplay.state import check_resume_workers, check_state, end_task, fresh_state
 from binplay.strategies import Strategy, make_strategy
+from binplay.tracking import open_tracker
 
 
 def phase_plan(cfg: BinPlayConfig, strategy: Strategy | None = None) -> list[tuple[str, int]]:
@@ -130,7 +132,8 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
     source = ctx.replay or InlineReplay(ctx.device)
     ledger = Ledger.from_dict(state["ledger"])
     evaluator = Evaluator(cfg, manifest, ctx)
-    progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg, strategy))
+    tracker = open_tracker(cfg, ctx.is_main, ctx.track_root)
+    progress = Progress(ctx, len(manifest.tasks), phase_plan(cfg, strategy), tracker)
     if state["task"] == len(manifest.tasks):
         ctx.info(f"run already complete ({len(ledger.tasks)} tasks): nothing to train")
     elif state["cursor"] > 0:
@@ -160,7 +163,12 @@ def run_stream(cfg: BinPlayConfig, manifest: StreamManifest, ctx: TrainContext) 
         # What crosses into the next task, as stored (binplay.memory counts exactly this).
         state["models"] = strategy.carried_models(models, state)
         end_task(state)
+        # Tracked (and handed to Tune with the task's report); read only, nothing changes.
+        metrics = {**metrics, **tracker.task_end(
+            run.t, metrics, strategy.memory(state, manifest.image_shape).bytes,
+            classifier_bytes(state))}
         ctx.save(state if ctx.is_main else None, metrics)
+    tracker.close()
     return state
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from binplay.config import BinPlayConfig
 from binplay.runner import SaveHook, train_in_process
 from binplay.storage import RunFiles
+from binplay.tracking import check_tracker
 from binplay.validation import check_run_place
 
 
@@ -20,6 +21,7 @@ def train(cfg: BinPlayConfig, files: RunFiles | None = None, stream_dir: str | P
     """Train (or resume) the run ``cfg`` describes where it lives; returns its report's path.
     ``ray.num_workers=0`` trains in this process (``after_save`` sees every save), otherwise
     through Ray Train (``callbacks``: Ray Train's, e.g. Tune's report callback)."""
+    check_tracker(cfg)
     check_run_place(cfg)  # a refused resume leaves the run's stream and checkpoints alone
     files = files or RunFiles(cfg)
     if cfg.ray.num_workers == 0:

@@ -6,6 +6,7 @@ import time
 from collections import defaultdict
 
 from binplay.context import TrainContext
+from binplay.tracking import Tracker
 
 
 def _clock(seconds: float) -> str:
@@ -15,8 +16,10 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, ctx: TrainContext, num_tasks: int, plan: list[tuple[str, int]]):
+    def __init__(self, ctx: TrainContext, num_tasks: int, plan: list[tuple[str, int]],
+                 tracker: Tracker | None = None):
         self.ctx, self.num_tasks, self.plan = ctx, num_tasks, plan
+        self.tracker = tracker or Tracker()
         self.seconds: dict[str, list[float]] = defaultdict(list)
         self.started = time.time()
 
@@ -35,6 +38,9 @@ class Progress:
         self.seconds[phase].append(seconds)
         total = sum(1 for p, _ in self.plan if p == phase)
         rate = samples / max(seconds, 1e-9)
+        # The tracker's step: the epoch's position in the run (tasks x epochs per task).
+        step = task * len(self.plan) + self.plan.index((phase, epoch)) + 1
+        self.tracker.epoch(step, phase, loss, rate, seconds, replay_wait)
         wait = "" if replay_wait is None else f" | replay wait {100 * replay_wait / max(seconds, 1e-9):3.0f}%"
         self.ctx.info(
             f"task {task + 1}/{self.num_tasks} | {phase:<10} | epoch {epoch + 1:>3}/{total:<3} | "

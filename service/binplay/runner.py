@@ -89,10 +89,12 @@ def train_in_process(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | Path
 
 def run_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles,
                    resume: dict[str, Any] | None = None, log: Callable[[str], None] | None = None,
-                   after_save: SaveHook | None = None) -> dict[str, Any]:
+                   after_save: SaveHook | None = None,
+                   track_root: str | None = None) -> dict[str, Any]:
     """``run_stream`` in this process, checkpointed to ``<run>/checkpoint`` (copied up after
     every save when the run lives at a URI); a checkpoint found there (fetched back first)
-    wins over ``resume``. ``log`` replaces the context's default printer."""
+    wins over ``resume``. ``log`` replaces the context's default printer; ``track_root``
+    is where the tracker writes instead of the run's place (binplay.tracking)."""
     ckpt = files.local / "checkpoint"
     if files.fetch("checkpoint") and (ckpt / STATE_FILE).is_file():
         resume = load_state(ckpt, cfg)
@@ -113,7 +115,8 @@ def run_in_process(cfg: BinPlayConfig, manifest: StreamManifest, files: RunFiles
     source = make_source(cfg, device, log=log or print)
     logged = {"log": log} if log is not None else {}
     try:
-        return run_stream(cfg, manifest, TrainContext(device=device, resume_state=resume,
-                                                      save=save, replay=source, **logged))
+        return run_stream(cfg, manifest, TrainContext(
+            device=device, resume_state=resume, save=save, replay=source,
+            track_root=track_root or files.location(), **logged))
     finally:
         source.close()

@@ -11,6 +11,7 @@ import os
 import time
 
 from binplay.config import BinPlayConfig, ConfigError
+from binplay.ray_train.quiet import HOOK, embedded_start, hook_env, ray_logging_level
 
 # A resource deadlock must fail, not retry forever (Ray's defaults: 60 s, then forever).
 WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
@@ -48,9 +49,11 @@ def pin_gcs_address() -> None:
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
 
-def ensure_ray(cfg: BinPlayConfig, log=print, pin_address: bool = False) -> float:
-    """Initialise Ray once per process; returns the seconds it took. ``pin_address``
-    installs ``pin_gcs_address`` in the workers of an embedded Ray (searches need it)."""
+def ensure_ray(cfg: BinPlayConfig, log=print) -> float:
+    """Initialise Ray once per process; returns the seconds it took. Every worker of an
+    embedded Ray runs ``pin_gcs_address`` (with another Ray on the machine, Train's
+    placement-group cleaner otherwise died with a traceback and leaked its group). Ray's
+    bookkeeping lines stay out of the output unless ``run.ray_logs`` (quiet.py)."""
     import ray
 
     if ray.is_initialized():
@@ -61,19 +64,26 @@ def ensure_ray(cfg: BinPlayConfig, log=print, pin_address: bool = False) -> floa
     if address and address.startswith(("http://", "https://")):
         raise ConfigError(f"RAY_ADDRESS={address} is a dashboard URL: submit this job with "
                           f"`ray job submit`, or point RAY_ADDRESS at the cluster (host:6379)")
+    show = cfg.run.ray_logs
+    level = ray_logging_level(show)
     if address:
-        ray.init(address=address, runtime_env={"env_vars": worker_env()})
+        runtime_env = {"env_vars": {**worker_env(), **hook_env(show, False)},
+                       "worker_process_setup_hook": HOOK}
+        context = ray.init(address=address, runtime_env=runtime_env, logging_level=level)
         where = f"cluster at {address}"
     else:
-        # "local": never attach to some other Ray started on this machine by accident.
-        runtime_env: dict = {"env_vars": worker_env()}
-        if pin_address:
-            runtime_env["worker_process_setup_hook"] = pin_gcs_address
-        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
-                 dashboard_host="127.0.0.1", runtime_env=runtime_env)
-        where = f"embedded local Ray ({os.cpu_count()} CPUs)"
+        runtime_env = {"env_vars": {**worker_env(), **hook_env(show, pin_address=True)},
+                       "worker_process_setup_hook": HOOK}
+        with embedded_start(show):
+            # "local": never attach to some other Ray started on this machine by accident.
+            context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
+                               dashboard_host="127.0.0.1", runtime_env=runtime_env,
+                               logging_level=level)
+        auth = ", token authentication on" if os.environ.get("RAY_AUTH_MODE") == "token" else ""
+        where = f"embedded local Ray ({os.cpu_count()} CPUs{auth})"
     seconds = time.time() - started
-    log(f"ray ready in {seconds:.1f}s: {where}")
+    dashboard = f", dashboard http://{context.dashboard_url}" if context.dashboard_url else ""
+    log(f"ray ready in {seconds:.1f}s: {where}{dashboard}")
     return seconds
 
 

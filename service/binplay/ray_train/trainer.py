@@ -23,7 +23,7 @@ from binplay.data.stream import StreamManifest
 from binplay.errors import worker_error
 from binplay.ray_train.checkpoints import newest_checkpoint
 from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
-from binplay.ray_train.quiet import quiet_ray_logs
+from binplay.ray_train.quiet import quiet_ray_logs, train_logging_config
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.run_models import check_models_fit
 from binplay.runner import finish, prepare_stream
@@ -69,7 +69,8 @@ def check_latest_checkpoint(cfg: BinPlayConfig) -> None:
         check_resume_workers(found[1], cfg.ray.num_workers, found[0])
 
 
-def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list | None = None):
+def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list | None = None,
+                  track_root: str | None = None):
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -82,7 +83,9 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
                 for t in manifest.tasks if t.train}  # jobs.learn: past tasks have no shards
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": manifest.to_json()},
+        # The tracker's place is resolved here: a worker's working directory may differ.
+        train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": manifest.to_json(),
+                           "track_root": track_root or run_root(cfg)},
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
             resources_per_worker={"CPU": cfg.ray.cpus_per_worker}
@@ -92,7 +95,7 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures,
                                                    controller_failure_limit=0),
-            callbacks=callbacks),
+            callbacks=callbacks, logging_config=train_logging_config(cfg.run.ray_logs)),
         datasets=datasets,
         # Every worker sees the whole task and keeps its own rows (worker.rank_rows):
         # Ray's equal split may drop rows, and a sample without its code breaks replay.
@@ -100,12 +103,13 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
     )
 
 
-def fit_stream(cfg: BinPlayConfig, manifest: StreamManifest,
-               callbacks: list | None = None) -> dict[str, Any]:
+def fit_stream(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list | None = None,
+               track_root: str | None = None) -> dict[str, Any]:
     """The one Ray Train launch of jobs.train, jobs.learn and Tune's trials: check what the
     workers would refuse, fit, and return the final state (``run_root(cfg)`` holds the run).
     ``callbacks`` (Tune's ``TuneReportCallback`` inside a trial) mean a caller already
-    holds Ray and has checked the capacity of all its runs together."""
+    holds Ray and has checked the capacity of all its runs together. ``track_root``: where
+    the tracker writes instead of the run's place (binplay.tracking)."""
     import ray.train
 
     if callbacks is None:
@@ -113,7 +117,7 @@ def fit_stream(cfg: BinPlayConfig, manifest: StreamManifest,
         check_fits(cfg)
     quiet_ray_logs(cfg.run.ray_logs)
     check_latest_checkpoint(cfg)
-    trainer = build_trainer(cfg, manifest, callbacks)
+    trainer = build_trainer(cfg, manifest, callbacks, track_root)
     fit_started = time.time()
     try:
         result = trainer.fit()

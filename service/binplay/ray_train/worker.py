@@ -116,6 +116,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         wrap_model=lambda m: ray.train.torch.prepare_model(m),
         load_task=_load_shard(tuple(manifest.image_shape), rank, world),
         save=_saver(resume), resume_state=resume, log=_log, replay=source,
+        track_root=loop_config.get("track_root"),
     )
     try:
         run_stream(cfg, manifest, ctx)

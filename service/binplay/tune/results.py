@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from binplay.config import BinPlayConfig
-from binplay.errors import TrainingFailed
+from binplay.errors import TrainingFailed, first_line, root_cause
 from binplay.tune.config import METRIC, TIME_ATTR
 
 
@@ -46,8 +46,8 @@ def rows_from_results(grid, tasks: int) -> list[TrialRow]:
             for done, metric in zip(df[TIME_ATTR], df[METRIC]):
                 row.metric_per_task[int(done)] = float(metric)  # a restart repeats: keep the last
             row.wall_seconds = float(df["time_total_s"].max()) if "time_total_s" in df else 0.0
-        if result.error is not None:
-            row.status, row.error = "error", str(result.error).strip().splitlines()[-1][:200]
+        if result.error is not None:  # the trial's own one line (a diverged loss, ...)
+            row.status, row.error = "error", first_line(root_cause(result.error))[:200]
         elif max(row.metric_per_task, default=0) < tasks:
             row.status = "stopped early"
         rows.append(row)
@@ -62,6 +62,10 @@ def pick_best(rows: list[TrialRow]) -> tuple[dict[str, Any], float]:
             key = json.dumps({k: v for k, v in row.params.items() if k != "seed"}, sort_keys=True)
             groups.setdefault(key, []).append(row)
     if not groups:
+        failed = [r for r in rows if r.status == "error"]
+        if rows and len(failed) == len(rows):
+            raise TrainingFailed(f"every trial failed ({len(rows)} of {len(rows)}), so there is "
+                                 f"no best; the first: {failed[0].error} (trials.md has each)")
         raise TrainingFailed("no trial trained every tuned task (see trials.md for errors)")
     key, members = max(groups.items(), key=lambda kv: sum(r.final for r in kv[1]) / len(kv[1]))
     return json.loads(key), sum(r.final for r in members) / len(members)
@@ -114,7 +118,8 @@ def plot_metric(rows: list[TrialRow], tasks: int, out: Path) -> None:
     ax.set_ylabel(f"{METRIC} (%)")
     ax.set_xticks(range(1, tasks + 1))
     ax.set_title("search: average accuracy after each task (dashed: stopped early)")
-    ax.legend(fontsize=6)
+    if ax.lines:  # a search whose every trial failed has nothing to label
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "metric_per_task.png", dpi=100)
     plt.close(fig)

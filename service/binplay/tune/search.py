@@ -15,6 +15,7 @@ from typing import Any
 from binplay.config import load_config
 from binplay.state import StateError
 from binplay.storage import is_uri, place_run
+from binplay.tracking import check_tracker, tune_callbacks
 from binplay.tune.config import METRIC, TIME_ATTR, SearchConfig, check_search, param_space, trial_config
 from binplay.tune.results import pick_best, plot_metric, rows_from_results, write_best, write_tables
 from binplay.tune.trainable import make_trainable
@@ -46,7 +47,8 @@ def claim_dir(search: SearchConfig, out: Path) -> bool:
     return False
 
 
-def _tuner(search: SearchConfig, base: dict[str, Any], out: Path, tasks: int, log):
+def _tuner(search: SearchConfig, base: dict[str, Any], out: Path, tasks: int, log,
+           callbacks: list | None = None):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -74,7 +76,8 @@ def _tuner(search: SearchConfig, base: dict[str, Any], out: Path, tasks: int, lo
                                              max_concurrent=search.max_concurrent_trials)),
         # One retry: a crashed trial restarts and resumes its run from its checkpoint.
         run_config=tune.RunConfig(name=EXPERIMENT, storage_path=str(out),
-                                  failure_config=tune.FailureConfig(max_failures=1), verbose=1),
+                                  failure_config=tune.FailureConfig(max_failures=1), verbose=1,
+                                  callbacks=callbacks),
     )
 
 
@@ -85,6 +88,7 @@ def run_search(search: SearchConfig, base: dict[str, Any], output: str | None = 
 
     out = search_dir(search, output)
     first = check_search(search, base, "tune config")
+    check_tracker(first)
     tasks = len(first.stream.tasks)
     # Trials x their CPUs must fit at once, else Tune waits (or deadlocks) forever.
     local_cpus = None if cluster_address(first) else float(os.cpu_count() or 1)
@@ -95,10 +99,10 @@ def run_search(search: SearchConfig, base: dict[str, Any], output: str | None = 
         log(f"search '{search.name}' exists in {out}: resuming")
     # Save Tune's experiment state often: it is what a re-run after a kill resumes from.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    ensure_ray(first, log=log, pin_address=True)
+    ensure_ray(first, log=log)
     if local_cpus is None:
         check_fits(first, concurrent=search.max_concurrent_trials, driver_cpus=driver)
-    grid = _tuner(search, base, out, tasks, log).fit()
+    grid = _tuner(search, base, out, tasks, log, tune_callbacks(first, str(out))).fit()
     rows = rows_from_results(grid, tasks)
     write_tables(rows, tasks, out)
     plot_metric(rows, tasks, out)

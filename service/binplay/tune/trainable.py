@@ -75,6 +75,7 @@ def make_trainable(search: SearchConfig, base: dict[str, Any],
 
         from binplay.launch import train
         from binplay.storage import RunFiles
+        from binplay.tracking import tracked
 
         trial_id = ray.tune.get_context().get_trial_id()
         cfg = trial_config(search, base, params, name=trial_run_name(trial_id),
@@ -88,10 +89,13 @@ def make_trainable(search: SearchConfig, base: dict[str, Any],
             if METRIC not in metrics:
                 return
             reported.append(metrics["task"])
+            # With the task's tracked scalars (accuracy per task, PSNR, memory, last losses):
+            # Tune's own TensorBoard logger writes them into the trial's directory.
             ray.tune.report({METRIC: float(metrics[METRIC]), TIME_ATTR: metrics["task"] + 1,
                              TEST_METRIC: float(metrics.get(TEST_METRIC, float("nan"))),
                              "accuracy_row": list(metrics["accuracy_row"]),
-                             "val_accuracy_row": list(metrics["val_accuracy_row"])})
+                             "val_accuracy_row": list(metrics["val_accuracy_row"]),
+                             **tracked(metrics)})
 
         callbacks = None
         if cfg.ray.num_workers > 0:

@@ -37,6 +37,7 @@ from binplay.state import (
     state_bytes,
 )
 from binplay.storage import RunFiles, place_run
+from binplay.tracking import check_tracker
 from binplay.versions.inputs import fingerprint, read_images
 from binplay.versions.lock import StateBusy, StateLock
 from binplay.versions.plan import check_head, learn_config, plan_task, seed_state, stage_task
@@ -106,6 +107,7 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
     saved = load_state(store.fetch_state(parent, tmp / "parent")) if parent else None
     cfg = learn_config(req.config, req.overrides, saved)
     check_head(cfg)
+    check_tracker(cfg)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     shape = tuple(saved["image_shape"]) if saved else cfg.stream.image_shape
@@ -136,7 +138,8 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         f"{task.first_index}..{task.last_index}) into {store.uri} as version {version}")
     seed = seed_state(cfg, saved) if saved else None
     if cfg.ray.num_workers == 0:
-        state = run_in_process(cfg, manifest, files, resume=seed, log=log)
+        # The tracker writes beside the versions: the staging run is deleted once published.
+        state = run_in_process(cfg, manifest, files, resume=seed, log=log, track_root=store.location())
     else:
         state = _train_with_ray(cfg, placed, manifest, files, seed, store, staging)
     published = _slim(state, cfg)
@@ -192,7 +195,7 @@ def _train_with_ray(cfg: BinPlayConfig, placed: BinPlayConfig, manifest: StreamM
         publish_stream(files, manifest)
     if seed is not None and newest_checkpoint(placed) is None:
         store.write_bytes(f"{staging}/{SEED_CHECKPOINT}/{STATE_FILE}", state_bytes(seed))
-    return fit_stream(placed, manifest)
+    return fit_stream(placed, manifest, track_root=store.location())
 
 
 def _slim(state: dict[str, Any], cfg: BinPlayConfig) -> dict[str, Any]:
