@@ -101,13 +101,15 @@ def run_guarded(body: Callable[[], None], fresh: list[Path] | None = None) -> in
 def job_main(parser: argparse.ArgumentParser,
              body: Callable[[BinPlayConfig, argparse.Namespace], None],
              argv: list[str] | None = None,
-             place: Callable[[BinPlayConfig, argparse.Namespace], str | None] | None = None) -> int:
-    """Parse, load the config, run ``body``; ``place(cfg, args)`` is where the job writes."""
+             place: Callable[[BinPlayConfig, argparse.Namespace], str | None] | None = None,
+             loader: Callable[[argparse.Namespace], BinPlayConfig] | None = None) -> int:
+    """Parse, load the config (``loader``, else ``--config`` and ``--set``), run ``body``;
+    ``place(cfg, args)`` is where the job writes."""
     args = parser.parse_args(argv)
     fresh: list[Path] = []
 
     def run() -> None:
-        cfg = load_config(args.config, args.set)
+        cfg = loader(args) if loader is not None else load_config(args.config, args.set)
         if place is not None:
             fresh.extend(absent_roots([place(cfg, args)]))
         body(cfg, args)

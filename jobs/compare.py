@@ -43,22 +43,30 @@ def main(argv: list[str] | None = None) -> int:
                         "decoder; 'auto' = BinPlay's decoder of the config (the default)")
     parser.add_argument("--output", required=True, help="directory of the comparison")
 
-    def body(cfg, args) -> None:
-        from binplay.compare import compare
-        from binplay.config import ConfigError
+    def load(args):
+        """The preset as every compared strategy reads it: it may carry settings of any of
+        them (BinPlay's switches, dgr.epochs, ...), each run gets only its own."""
+        from binplay.config import ConfigError, config_from_dict, for_strategy, load_preset
         from binplay.strategies import STRATEGIES
 
         unknown = [s for s in args.strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"--strategies: unknown '{unknown[0]}' (known: {', '.join(STRATEGIES)})")
-        result = compare(cfg, args.strategies, args.seeds, args.memory_mb or [None],
+        args.preset = load_preset(args.config, args.set, args.strategies)
+        own = args.preset.get("strategy", "binplay")
+        return config_from_dict(for_strategy(args.preset, own), source=args.config or "defaults")
+
+    def body(cfg, args) -> None:
+        from binplay.compare import compare
+
+        result = compare(args.preset, args.strategies, args.seeds, args.memory_mb or [None],
                          Path(args.output))
         for s in result["summary"]:
             print(f"{s['strategy']:>9} | {s['memory_setting']:>8} | {s['mean']:6.2f} +- "
                   f"{s['std']:5.2f}% | {s['memory_mb']:.2f} MB | seeds {s['seeds']}")
         print(f"-> {Path(args.output) / 'compare.md'}")
 
-    return job_main(parser, body, argv, lambda cfg, args: args.output)
+    return job_main(parser, body, argv, lambda cfg, args: args.output, loader=load)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def test_compare_reads_finished_runs_and_plots_memory_sizes(tiny, tmp_path, caps
     from binplay.compare import compare
 
     base = tiny("stream.image_shape=[1,28,28]", "autoencoder.decoder_epochs=1",
-                "classifier.epochs=1")
+                "classifier.epochs=1").model_dump(mode="json")
     out = tmp_path / "cmp"
     first = compare(base, ["er", "finetune"], [0], [0.05, None], out, log=lambda line: None)
     assert [r["name"] for r in first["runs"]] == ["er-0.05mb-s0", "finetune-0.05mb-s0", "er-auto-s0"]
@@ -138,3 +138,33 @@ def test_mix_real_inputs_gives_the_classifier_reconstructions_and_real_images(ti
     assert len(inputs) == 2 * 96 and torch.equal(labels[:96], labels[96:])
     on_grid = lambda x: torch.allclose(x * 255, (x * 255).round(), atol=1e-4)  # noqa: E731
     assert on_grid(inputs[96:]) and not on_grid(inputs[:96])  # real pixels vs decoded ones
+
+
+def test_compare_runs_every_registered_strategy(tiny, tmp_path, capsys):
+    """Issue 27's acceptance 4 on a tiny stream: one preset, every strategy, the settings
+    each does not read dropped for it (config.for_strategy), one compare.md."""
+    import yaml
+
+    from binplay.strategies import STRATEGIES
+    from jobs.compare import main
+
+    # A BinPlay preset with a BinPlay-only switch and DER++'s and DGR's settings.
+    cfg = tiny("autoencoder.decoder_epochs=2", "classifier.epochs=1",
+               "classifier.distill_current=0.5")
+    tree = cfg.model_dump(mode="json")
+    tree["derpp"]["alpha"] = 0.2
+    config = tmp_path / "preset.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    out = tmp_path / "cmp"
+    assert main(["--config", str(config), "--strategies", ",".join(STRATEGIES), "--seeds", "0",
+                 "--output", str(out), "--set", "dgr.epochs=1"]) == 0
+    summary = {row["strategy"]: row for row in
+               json.loads((out / "compare.json").read_text())["summary"]}
+    assert set(summary) == set(STRATEGIES)
+    configs = {json.loads(p.read_text())["config"]["strategy"]: json.loads(p.read_text())["config"]
+               for p in out.glob("runs/*/report.json")}
+    assert set(configs) == set(STRATEGIES)
+    for name, run in configs.items():
+        assert (run["dgr"]["epochs"] == 1) == (name == "dgr"), name
+        assert (run["derpp"]["alpha"] == 0.2) == (name == "derpp"), name
+        assert (run["classifier"]["distill_current"] == 0.5) == (name == "binplay"), name

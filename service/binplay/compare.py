@@ -172,13 +172,15 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
+def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
             memory_mbs: list[float | None], output: Path, log=print) -> dict[str, Any]:
+    """Train every (memory size, strategy, seed) of the preset ``base`` (a config tree that
+    may carry settings of any strategy: each run takes its own, ``config.for_strategy``)."""
     from binplay.launch import train
 
     output.mkdir(parents=True, exist_ok=True)
     rows = []
-    base_tree = base.model_dump(mode="json")
+    base_tree = base
     for memory_mb in memory_mbs:
         for strategy in strategies:
             if not sized_by_memory(strategy) and memory_mb != memory_mbs[0]:
@@ -199,10 +201,10 @@ def compare(base: BinPlayConfig, strategies: list[str], seeds: list[int],
                                  "classifier_bytes", "memory_images", "stores_past_data",
                                  "training_seconds", "accuracy_matrix")}})
     summary = summarise(rows)
-    result = {"dataset": base.stream.dataset, "tasks": base.stream.tasks, "summary": summary,
-              "runs": rows}
+    stream = cfg.stream  # the same stream for every run
+    result = {"dataset": stream.dataset, "tasks": stream.tasks, "summary": summary, "runs": rows}
     (output / "compare.json").write_text(json.dumps(result, indent=1))
-    (output / "compare.md").write_text(markdown(summary, rows, base.stream.dataset))
+    (output / "compare.md").write_text(markdown(summary, rows, stream.dataset))
     if len(memory_mbs) > 1:
         plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png")
     return result

@@ -625,9 +625,8 @@ def _one_line(err: ValidationError, source: str) -> str:
     return f"{source}: {where}: {first['msg']}{extra}"
 
 
-def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
-                     source: str = "config") -> BinPlayConfig:
-    """Apply ``a.b=value`` overrides to a config tree (e.g. a saved run's) and validate it."""
+def with_overrides(tree: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of a config tree with ``a.b=value`` overrides applied (not validated)."""
     tree = json.loads(json.dumps(tree))  # a private copy: overrides never touch the caller's
     for item in overrides:
         if "=" not in item:
@@ -635,6 +634,13 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...
         key, raw = item.split("=", 1)
         # YAML parsing gives `3` -> int, `true` -> bool, `[0,1]` -> list, `null` -> None.
         set_dotted(tree, key.strip(), yaml.safe_load(raw), f"--set {key.strip()}")
+    return tree
+
+
+def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...] = (),
+                     source: str = "config") -> BinPlayConfig:
+    """Apply ``a.b=value`` overrides to a config tree (e.g. a saved run's) and validate it."""
+    tree = with_overrides(tree, overrides)
     try:
         return BinPlayConfig.model_validate(tree)
     except ValidationError as exc:
@@ -643,6 +649,23 @@ def config_from_dict(tree: dict[str, Any], overrides: list[str] | tuple[str, ...
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> BinPlayConfig:
     """Read a YAML file (or defaults when None), apply ``a.b=value`` overrides, validate."""
+    return config_from_dict(read_tree(path), overrides, str(path) if path else "defaults")
+
+
+def load_preset(path: str | Path | None, overrides: list[str] | tuple[str, ...],
+                strategies: list[str]) -> dict[str, Any]:
+    """A preset run under several strategies (``jobs.compare``): it may carry any of their
+    settings; each strategy's view of it (``for_strategy``) is validated before anything
+    runs. Returns the tree with the overrides applied."""
+    source = str(path) if path else "defaults"
+    tree = with_overrides(read_tree(path), overrides)
+    for strategy in strategies:
+        config_from_dict(for_strategy(tree, strategy), [f"strategy={strategy}"], source)
+    return tree
+
+
+def read_tree(path: str | Path | None) -> dict[str, Any]:
+    """The YAML mapping of a config file ({} when None: every default), not validated."""
     source = str(path) if path else "defaults"
     tree: dict[str, Any] = {}
     if path is not None:
@@ -660,4 +683,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             raise ConfigError(f"{source}: malformed YAML{line}") from None
         if not isinstance(tree, dict):
             raise ConfigError(f"{source}: top level must be a mapping of sections")
-    return config_from_dict(tree, overrides, source)
+    return tree
