@@ -96,7 +96,7 @@ def _fingerprinted(cfg: BinPlayConfig) -> dict:
         seen.update(obj)
         return real(obj, **kw)
 
-    with mock.patch("binplay.config.json.dumps", spy):
+    with mock.patch("binplay.config.model.json.dumps", spy):
         cfg.fingerprint()
     return seen
 
