@@ -77,8 +77,8 @@ def _ignore_interrupted_signaler(previous):
     """Ray Data's file listing interrupts its own pool when the listing is done; when that
     lands between the pool's join and its last put, the pool's completion-signaler thread
     dies of the ``InterruptedError`` it was sent (seen once in six demo runs: a 12-line
-    traceback mid-run, the read complete and the run unharmed). Exactly that thread and error are dropped; every other
-    thread's exception goes to the previous hook."""
+    traceback mid-run, the read complete and the run unharmed). Exactly that thread and
+    error are dropped; every other thread's exception goes to the previous hook."""
 
     def hook(args) -> None:
         name = getattr(args.thread, "name", "") or ""
