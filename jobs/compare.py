@@ -35,8 +35,8 @@ def _megabytes(text: str) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_with_config(__doc__)
-    parser.add_argument("--strategies", type=_csv(str, "names"), default=["binplay", "er", "dgr",
-                                                                 "finetune", "joint"])
+    parser.add_argument("--strategies", type=_csv(str, "names"), default=None,
+                        help="comma-separated strategies (default: every registered one)")
     parser.add_argument("--seeds", type=_csv(int, "integers"), default=[0])
     parser.add_argument("--memory-mb", type=_csv(_megabytes, "megabytes or auto"), default=None,
                         help="memory sizes (MB) for BinPlay's decoder, the ER buffer and the DGR "
@@ -46,14 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     def load(args):
         """The preset as every compared strategy reads it: it may carry settings of any of
         them (BinPlay's switches, dgr.epochs, ...), each run gets only its own."""
-        from binplay.config import ConfigError, config_from_dict, for_strategy, load_preset
+        from binplay.config import (
+            BinPlayConfig,
+            ConfigError,
+            config_from_dict,
+            for_strategy,
+            load_preset,
+        )
         from binplay.strategies import STRATEGIES
 
+        args.strategies = args.strategies or list(STRATEGIES)
         unknown = [s for s in args.strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"--strategies: unknown '{unknown[0]}' (known: {', '.join(STRATEGIES)})")
         args.preset = load_preset(args.config, args.set, args.strategies)
-        own = args.preset.get("strategy", "binplay")
+        own = args.preset.get("strategy", BinPlayConfig.model_fields["strategy"].default)
         return config_from_dict(for_strategy(args.preset, own), source=args.config or "defaults")
 
     def body(cfg, args) -> None:

@@ -111,8 +111,11 @@ def test_class_structure_needs_a_class_ordered_stream(tiny):
 def test_binplay_reads_at_most_samples_per_class_and_baselines_read_all(tiny, tmp_path):
     sub = build_stream(tiny("autoencoder.samples_per_class=12"), tmp_path / "binplay")
     assert [t.size for t in sub.tasks] == [24, 24]  # 2 classes x 12 per task
-    full = build_stream(tiny("autoencoder.samples_per_class=12", "strategy=er"), tmp_path / "er")
+    full = build_stream(tiny("strategy=er"), tmp_path / "er")
     assert [t.size for t in full.tasks] == [96, 96]
+    with pytest.raises(ConfigError, match="autoencoder.samples_per_class: applies to strategy "
+                                          "binplay only, not er"):
+        tiny("autoencoder.samples_per_class=12", "strategy=er")  # never ignored in silence
     again = build_stream(tiny("autoencoder.samples_per_class=20"), tmp_path / "binplay")
     assert [t.size for t in again.tasks] == [40, 40]  # another limit: the stream is rebuilt
 

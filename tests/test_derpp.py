@@ -77,7 +77,7 @@ def test_derpp_against_er_at_the_same_bytes(tmp_path):
     acc = {}
     for strategy in ("er", "derpp"):
         cfg = small_mnist(tmp_path, "[[0,1],[2,3],[4,5]]", f"strategy={strategy}", f"name={strategy}",
-                          "er.memory_mb=0.05", "derpp.memory_mb=0.05")
+                          f"{strategy}.memory_mb=0.05")
         report = json.loads(Path(train(cfg)).read_text())
         assert report["memory_bytes"] <= 0.05 * MB
         acc[strategy] = report["average_accuracy"]
