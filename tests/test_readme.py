@@ -9,7 +9,7 @@ README's first jobs.learn command once failed as written).
   (28x28 grayscale, as smoke.yaml's Fashion-MNIST), and the first learn, whose config the
   state keeps, gets ``--set`` overrides that shrink every phase to one epoch and train in
   this process (``ray.num_workers=0``: the Ray Train path of a learn is
-  tests/test_learn_ray.py's). jobs.predict joins the session's Ray head for its Ray Data pass.
+  tests/test_learn_ray.py's). jobs.predict starts an embedded Ray for its Ray Data pass.
 - Every other ``python -m jobs.<job> ...`` line of a fenced block in README.md and
   docs/CLUSTER.md is only parsed, since it needs a cluster, object storage or a full
   dataset: its job's argument parser accepts it, and its config (``--config`` with its
@@ -113,13 +113,8 @@ def test_the_documents_name_the_walkthrough_and_commands_to_parse():
 
 
 @pytest.mark.ray
-def test_readme_learn_walkthrough_runs_as_written(ray_head, tmp_path, monkeypatch, capsys):
+def test_readme_learn_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    # jobs.predict joins the session's Ray head (RAY_ADDRESS) rather than starting its own:
-    # the same Ray Data pass, without another Ray's start-up in the suite's time.
-    for key, value in ray_head["env"].items():
-        if key.startswith("RAY_"):
-            monkeypatch.setenv(key, value)
     (tmp_path / "configs").symlink_to(REPO / "configs")
     _write_data(tmp_path)
     try:

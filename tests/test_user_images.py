@@ -314,19 +314,3 @@ def test_learn_refuses_a_size_the_models_cannot_take(photos, tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "(3, 50, 50)" in err and "multiples of 4" in err
     assert not (tmp_path / "s" / "versions").exists()
-
-
-@pytest.mark.ray
-def test_jobs_predict_on_photos_through_ray_data(photo_state, ray_head, tmp_path):
-    """The whole jobs.predict (Ray Data on the session's head) on mixed-size photo bytes."""
-    from learntools import job_env, run_module
-
-    rng = np.random.default_rng(6)
-    blobs = [_bytes(_photo(k % 3, k, rng), "JPEG" if k % 2 else "PNG") for k in range(5)]
-    pq.write_table(pa.table({"image": blobs, "label": [k % 3 for k in range(5)]}), tmp_path / "x.parquet")
-    env = job_env(**{k: v for k, v in ray_head["env"].items() if k.startswith("RAY_")})
-    pred = run_module(["jobs.predict", "--state", str(photo_state), "--data", str(tmp_path / "x.parquet"),
-                       "--output", str(tmp_path / "pred")], env)
-    assert pred.returncode == 0, pred.stdout[-2000:] + pred.stderr
-    rows = pq.read_table(tmp_path / "pred")
-    assert rows.num_rows == 5 and sorted(rows.column("label").to_pylist()) == [0, 0, 1, 1, 2]
