@@ -10,7 +10,8 @@ or the rows of a task's classes), per class, overall, and the confusion matrix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -68,9 +69,10 @@ def percent(correct: int, total: int) -> float:
 
 @dataclass
 class Scores:
-    """Labels and predictions of every scored part (a part may be absent: no data)."""
+    """Labels and predictions of every scored part (a part may be absent: no data); the
+    parts are complete when it is made (``score``), so the joined tensors are kept."""
 
-    parts: dict[Any, tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=dict)
+    parts: dict[Any, tuple[torch.Tensor, torch.Tensor] | None]
 
     def accuracy(self, key: Any) -> float | None:
         """Accuracy (percent) of one part; None where it had no data."""
@@ -80,11 +82,11 @@ class Scores:
         labels, predicted = part
         return percent(int((predicted == labels).sum()), len(labels))
 
-    @property
+    @cached_property
     def labels(self) -> torch.Tensor:
         return torch.cat([p[0] for p in self.parts.values() if p is not None] or [torch.empty(0)])
 
-    @property
+    @cached_property
     def predicted(self) -> torch.Tensor:
         return torch.cat([p[1] for p in self.parts.values() if p is not None] or [torch.empty(0)])
 
@@ -114,11 +116,5 @@ class Scores:
 def score(model: nn.Module, seen: torch.Tensor,
           parts: Iterable[tuple[Any, tuple[torch.Tensor, torch.Tensor] | None]]) -> Scores:
     """Predict every part's images over the ``seen`` classes: (key, (images, labels) or None)."""
-    scores = Scores()
-    for key, part in parts:
-        if part is None:
-            scores.parts[key] = None
-            continue
-        images, labels = part
-        scores.parts[key] = (labels.cpu(), predict(model, images, seen).cpu())
-    return scores
+    return Scores({key: None if part is None else (part[1].cpu(), predict(model, part[0], seen).cpu())
+                   for key, part in parts})

@@ -40,13 +40,15 @@ def check_image_shape(got: tuple[int, ...], expected: tuple[int, ...], where: st
         raise DataError(f"{where}: images of shape {got} (C, H, W), {whose} are {expected}")
 
 
-def check_labels_fit(labels: torch.Tensor, head: int, where: str) -> None:
-    """Labels a classifier of ``head`` outputs can be scored on: 0..head-1."""
+def check_labels_fit(labels: torch.Tensor, head: int | None, where: str,
+                     why: str | None = None) -> None:
+    """Labels a classifier of ``head`` outputs can be scored on: 0..head-1 (``head`` None:
+    only never negative). ``why`` says where the head's size comes from."""
     if len(labels) and int(labels.min()) < 0:
         raise DataError(f"{where}: label {int(labels.min())} is negative")
-    if len(labels) and int(labels.max()) >= head:
+    if head is not None and len(labels) and int(labels.max()) >= head:
         raise DataError(f"{where}: label {int(labels.max())} does not fit the classifier's {head} "
-                        f"outputs (classes 0..{head - 1})")
+                        f"outputs ({why or f'classes 0..{head - 1}'})")
 
 
 def builtin_shape(stream: StreamConfig) -> Shape | None:

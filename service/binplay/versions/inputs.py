@@ -17,6 +17,7 @@ import torch
 from binplay.config import StreamConfig
 from binplay.data.types import DataError, ImageSet
 from binplay.data.user import IMAGE_SUFFIXES, read_image_folder, read_image_parquet
+from binplay.validation import check_image_shape, check_labels_fit
 
 Shape = tuple[int, int, int]
 
@@ -56,16 +57,10 @@ def read_images(path: str | Path, flag: str, shape: Shape | None,
     reader = read_image_folder if path.is_dir() else read_image_parquet
     data = reader(path, shape if resize != "none" else None, resize=resize,
                   on_bad_image=stream.on_bad_image if stream is not None else "error")
-    got = tuple(int(d) for d in data.images.shape[1:])
-    if shape is not None and got != tuple(shape):
-        raise DataError(f"{flag} {path}: images of shape {got} (C, H, W), the state's are "
-                        f"{tuple(shape)}")
-    labels = data.labels.numpy()
-    if len(labels) and int(labels.min()) < 0:
-        raise DataError(f"{flag} {path}: label {int(labels.min())} is negative")
-    if head is not None and len(labels) and int(labels.max()) >= head:
-        raise DataError(f"{flag} {path}: label {int(labels.max())} does not fit the classifier's "
-                        f"{head} outputs (classifier.max_classes, fixed at the first learn)")
+    if shape is not None:
+        check_image_shape(data.images.shape[1:], shape, f"{flag} {path}", whose="the state's")
+    check_labels_fit(data.labels, head, f"{flag} {path}",
+                     why="classifier.max_classes, fixed at the first learn")
     return data
 
 

@@ -51,8 +51,8 @@ def accuracy_report(run: SavedRun, data: ImageSet) -> dict[str, Any]:
     seen = class_mask(run.ledger.classes, run.state["num_classes"], run.device)
     scores = score(run.models["classifier"], seen, [("data", (data.images, data.labels))])
     per_class = {str(c): _rounded(a) for c, a in scores.per_class().items()}
-    per_task = {str(task.task_id): _rounded(scores.within(task.classes)) for task in run.ledger.tasks
-                if scores.within(task.classes) is not None}
+    within = {task.task_id: scores.within(task.classes) for task in run.ledger.tasks}
+    per_task = {str(t): _rounded(a) for t, a in within.items() if a is not None}
     learnt = set(run.ledger.classes)
     unknown = sorted(c for c in set(data.labels.tolist()) if c not in learnt)
     return {"samples": len(data.labels), "accuracy": _rounded(scores.overall()),
