@@ -25,7 +25,11 @@ def test_submit_smoke_job_then_generate(ray_head, tmp_path):
     if not _fashion_mnist_available():
         pytest.skip("Fashion-MNIST not installed (apt-get install -y dataset-fashion-mnist)")
     out = tmp_path / "smoke"
-    entrypoint = f"{sys.executable} -m jobs.train --config configs/smoke.yaml --output {out}"
+    # The demo's config, shortened (80 images a class, 6 decoder and 4 classifier epochs):
+    # 78.8% in-process, 18 s, where forgetting everything scores 33.3%.
+    entrypoint = (f"{sys.executable} -m jobs.train --config configs/smoke.yaml --output {out} "
+                  "--set stream.train_per_class=80 --set autoencoder.decoder_epochs=6 "
+                  "--set classifier.epochs=4")
     env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
     submit = subprocess.run(
         [ray_head["ray"], "job", "submit", "--working-dir", str(REPO),

@@ -1,4 +1,7 @@
-"""Ray Train path: 2 CPU workers (gloo), unique assignment, resume, worker failure."""
+"""Ray Train path: 2 CPU workers (gloo), unique assignment, resume, worker failure.
+
+Ray against the in-process core, computed alike: tests/test_learn_ray.py (the learn path is
+jobs.train's Ray path placed in a staging area)."""
 
 from __future__ import annotations
 
@@ -28,14 +31,27 @@ def _checkpoint_states(cfg, root):
             yield load_state(os.path.join(root, entry), cfg)
 
 
-def test_two_workers_complete_with_globally_unique_assignment(ray_head, tiny, tmp_path):
-    # Each worker rehearses through its own replay actor (replay.mode=actors). The actors
-    # book no CPU: 2 workers x 0.5 CPU leave the head's last CPU to Ray Data's reads, which
-    # wait forever with less (seen: 2 actors x 0.1 CPU hung the second task's read).
+def test_two_workers_survive_a_killed_worker_with_globally_unique_assignment(ray_head, tiny,
+                                                                           tmp_path):
+    # One run does both (each Ray job costs ~45 s of the suite): a worker SIGKILLed in task
+    # 1's decoder phase is retried (ray.max_failures=2) and the run still assigns every index
+    # of each task to exactly one rank. Each worker rehearses through its own replay actor
+    # (replay.mode=actors). The actors book no CPU: 2 workers x 0.5 CPU leave the head's last
+    # CPU to Ray Data's reads, which wait forever with less (seen: 2 actors x 0.1 CPU hung the
+    # second task's read).
     path, cfg = _config(tiny, tmp_path, "run.keep_checkpoints=null",  # keep the mid-task ones
                         "replay.mode=actors", "replay.cpus_per_actor=0")
+    killed = []
+
+    def kill_a_worker(line, proc):
+        match = WORKER_PID.search(line)
+        if match and not killed and "task 1/2 | decoder" in line:
+            os.kill(int(match.group(1)), signal.SIGKILL)
+            killed.append(int(match.group(1)))
+
     code, out = run_job(["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")],
-                        ray_head["env"])
+                        ray_head["env"], on_line=kill_a_worker)
+    assert killed, "never saw a worker line to kill"
     assert code == 0, out[-3000:]
     assert "replay: 1 actor(s) ready" in out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -76,23 +92,6 @@ def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
     assert len(report["accuracy_matrix"]) == 2
 
 
-def test_killed_worker_is_retried_and_run_finishes(ray_head, tiny, tmp_path):
-    path, cfg = _config(tiny, tmp_path)
-    killed = []
-
-    def kill_a_worker(line, proc):
-        match = WORKER_PID.search(line)
-        if match and not killed and "task 1/2 | decoder" in line:
-            os.kill(int(match.group(1)), signal.SIGKILL)
-            killed.append(int(match.group(1)))
-
-    code, out = run_job(["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")],
-                        ray_head["env"], on_line=kill_a_worker)
-    assert killed, "never saw a worker line to kill"
-    assert code == 0, out[-3000:]
-    assert (tmp_path / "out" / "report.json").is_file()
-
-
 def test_checkpoint_of_another_config_is_refused(ray_head, tiny, tmp_path):
     path, cfg = _config(tiny, tmp_path, "ray.num_workers=1", "ray.cpus_per_worker=1")
     os.makedirs(os.path.join(cfg.run.storage_path, cfg.name))
@@ -101,31 +100,6 @@ def test_checkpoint_of_another_config_is_refused(ray_head, tiny, tmp_path):
     code, out = run_job(["jobs.train", "--config", str(path)], ray_head["env"])
     assert code == 2
     assert "different config" in out.strip().splitlines()[-1]
-
-
-# The Ray path (1 worker) and the in-process core for the same seed and thread count use the
-# same derived seeds and data order: measured identical (accuracy matrices equal, PSNR equal
-# to the last digit), so the test asks for that; 1e-9 dB only absorbs float printing.
-REPRODUCTION_TOLERANCE_DB = 1e-9
-
-
-def test_one_worker_reproduces_the_in_process_run(ray_head, tiny, tmp_path):
-    results = {}
-    for mode, sets in {"in-process": ["ray.num_workers=0"],
-                       "ray": ["ray.num_workers=1", "ray.cpus_per_worker=1"]}.items():
-        cfg = tiny("run.threads=1", "ray.checkpoint_every_epochs=100",
-                   f"run.storage_path={tmp_path / mode}", *sets)
-        path = write_config(cfg, tmp_path / f"{mode}.yaml")
-        code, out = run_job(["jobs.train", "--config", str(path)], ray_head["env"])
-        assert code == 0, out[-3000:]
-        results[mode] = json.loads((tmp_path / mode / "tiny" / "report.json").read_text())
-    a, b = results["in-process"]["accuracy_matrix"], results["ray"]["accuracy_matrix"]
-    print(f"in-process {a} vs ray {b}")
-    assert a == b
-    # Accuracy saturates on this tiny stream; regeneration fidelity is a continuous witness.
-    pa, pb = results["in-process"]["fidelity_psnr"][-1], results["ray"]["fidelity_psnr"][-1]
-    print(f"fidelity PSNR in-process {pa} vs ray {pb}")
-    assert all(abs(x - y) <= REPRODUCTION_TOLERANCE_DB for x, y in zip(pa, pb))
 
 
 def test_ray_bookkeeping_loggers_are_quiet_unless_asked():
