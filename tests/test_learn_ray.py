@@ -13,6 +13,7 @@ import torch
 
 from binplay.state import load_state
 from conftest import png_bytes, synthetic_images
+from jobs.learn import main as learn
 from learntools import job_env, learn_config, run_module, task_files
 
 FAST = ("autoencoder.decoder_epochs=3", "classifier.epochs=2", "ray.cpus_per_worker=0.5")
@@ -30,9 +31,8 @@ def test_learn_through_ray_train_matches_in_process(ray_head, tmp_path):
                           "--set", "ray.num_workers=1", *first], env, timeout=600)
         assert ray.returncode == 0, ray.stdout[-3000:] + ray.stderr
         assert f"published version {k + 1}" in ray.stdout and "ray train" not in ray.stderr.lower()
-        local = run_module(["jobs.learn", "--state", str(tmp_path / "local"), "--data",
-                            str(files[f"t{k}"]), *first])
-        assert local.returncode == 0, local.stderr
+        # The in-process learn runs in this process: no Ray, no job to start.
+        assert learn(["--state", str(tmp_path / "local"), "--data", str(files[f"t{k}"]), *first]) == 0
     assert not (tmp_path / "ray" / "staging").exists()
     # The second learn resumed the workers from version 1 (its seed checkpoint), not from scratch.
     a, b = (load_state(tmp_path / s / "versions" / "v0002") for s in ("ray", "local"))
@@ -49,9 +49,8 @@ def test_learn_through_ray_train_matches_in_process(ray_head, tmp_path):
 def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, tmp_path):
     files = task_files(tmp_path / "data")
     config = learn_config(files, tmp_path, "autoencoder.decoder_epochs=1", "classifier.epochs=1")
-    done = run_module(["jobs.learn", "--state", str(tmp_path / "state"), "--data", str(files["t0"]),
-                       "--config", str(config)])
-    assert done.returncode == 0, done.stderr
+    assert learn(["--state", str(tmp_path / "state"), "--data", str(files["t0"]),
+                  "--config", str(config)]) == 0
     x, _ = synthetic_images(6, [0], seed=4)
     blobs = [png_bytes(img) for img in x]
     blobs[4] = b"\x89PNG not really"  # row 0 is fine: only a Ray Data task sees this one
@@ -71,7 +70,9 @@ def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, t
 @pytest.mark.ray
 @pytest.mark.slow
 def test_learn_as_a_submitted_ray_job(ray_head, tmp_path):
-    """The README's cluster workflow: each arrival is one `ray job submit` of jobs.learn."""
+    """The README's cluster workflow: each arrival is one `ray job submit` of jobs.learn. The
+    first trains on a Ray Train worker inside the submitted job (its progress lines must reach
+    the job's log), the second in the job's own process."""
     import subprocess
     import sys
 
@@ -81,7 +82,7 @@ def test_learn_as_a_submitted_ray_job(ray_head, tmp_path):
     config = learn_config(files, tmp_path, "autoencoder.decoder_epochs=1", "classifier.epochs=1")
     env = {**ray_head["env"], "RAY_ADDRESS": ray_head["dashboard"]}  # token auth stays on
     for k in range(2):
-        first = f" --config {config}" if k == 0 else ""
+        first = f" --config {config} --set ray.num_workers=1" if k == 0 else ""
         entrypoint = (f"{sys.executable} -m jobs.learn --state {tmp_path / 'state'} "
                       f"--data {files[f't{k}']} --test {files['test']}{first}")
         submit = subprocess.run(
@@ -91,6 +92,8 @@ def test_learn_as_a_submitted_ray_job(ray_head, tmp_path):
         logs = submit.stdout + submit.stderr
         assert submit.returncode == 0 and "succeeded" in logs, logs[-3000:]
         assert f"published version {k + 1}" in logs
+        if k == 0:
+            assert "task 1/1 | warmup" in logs and "samples/s" in logs, logs[-3000:]
     ev = run_module(["jobs.evaluate", "--state", str(tmp_path / "state"), "--data", str(files["test"]),
                      "--output", str(tmp_path / "ev")])
     assert ev.returncode == 0 and "version 2 |" in ev.stdout, ev.stderr

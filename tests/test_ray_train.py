@@ -72,7 +72,9 @@ def test_two_workers_survive_a_killed_worker_with_globally_unique_assignment(ray
 
 
 def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
-    path, cfg = _config(tiny, tmp_path, "ray.num_workers=1", "ray.cpus_per_worker=1")
+    # A checkpoint every 2 epochs (~12 a run), of which run.keep_checkpoints=1 stay.
+    path, cfg = _config(tiny, tmp_path, "ray.num_workers=1", "ray.cpus_per_worker=1",
+                        "ray.checkpoint_every_epochs=2", "run.keep_checkpoints=1")
     args = ["jobs.train", "--config", str(path), "--output", str(tmp_path / "out")]
 
     def kill_when_task_2_starts(line, proc):
@@ -90,6 +92,9 @@ def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
     assert "task 1/2 |" not in second  # task 1 was not retrained
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(report["accuracy_matrix"]) == 2
+    # Ray spares a checkpoint while a newer one is still pending, so 2 may remain.
+    checkpoints = [p for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoint_")]
+    assert 1 <= len(checkpoints) <= 2, checkpoints
 
 
 def test_checkpoint_of_another_config_is_refused(ray_head, tiny, tmp_path):

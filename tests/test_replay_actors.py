@@ -21,30 +21,35 @@ from raytools import run_job, write_config
 
 pytestmark = pytest.mark.ray
 TESTS = Path(__file__).resolve().parent
+PROBE_CASES = ("equal", "kill", "no_room")
 ACTOR_PIDS = re.compile(r"replay: \d+ actor\(s\) ready .*pids ([\d, ]+)\)")
 
 
-def _probe(ray_head, case: str) -> str:
-    """Run one case of tests/replay_actor_probe.py in a client process of the session's
+@pytest.fixture(scope="module")
+def probe(ray_head) -> str:
+    """Every case of tests/replay_actor_probe.py, run once in a client process of the session's
     head (Ray reads its auth token once per process, so this one stays Ray-free)."""
-    code, out = run_job(["replay_actor_probe", case], {**ray_head["env"],
+    code, out = run_job(["replay_actor_probe", *PROBE_CASES], {**ray_head["env"],
                         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])},
                         timeout=300)
     assert code == 0, out[-3000:]
-    assert f"{case}: ok" in out, out[-3000:]
     return out
 
 
-def test_actor_batches_equal_inline_bit_for_bit(ray_head):
-    _probe(ray_head, "equal")
+def _case_passed(out: str, case: str) -> None:
+    assert f"{case}: ok" in out, out[-3000:]
 
 
-def test_a_killed_actor_is_restarted_and_its_requests_reissued(ray_head):
-    _probe(ray_head, "kill")
+def test_actor_batches_equal_inline_bit_for_bit(probe):
+    _case_passed(probe, "equal")
 
 
-def test_actors_that_cannot_start_say_so_in_one_line(ray_head):
-    _probe(ray_head, "no_room")
+def test_a_killed_actor_is_restarted_and_its_requests_reissued(probe):
+    _case_passed(probe, "kill")
+
+
+def test_actors_that_cannot_start_say_so_in_one_line(probe):
+    _case_passed(probe, "no_room")
 
 
 def _final_weights(cfg, run_dir):
@@ -63,9 +68,12 @@ def test_actors_run_equals_inline_despite_a_killed_actor_and_a_resume(ray_head, 
     """Three in-process runs of the tiny stream, one torch thread: inline; actors with one
     actor SIGKILLed mid-decoder-phase; actors SIGKILLed (the whole job) mid-task 2 and
     re-run. All three end with the same weights, bit for bit."""
+    from jobs.train import main as train
+
     cfg = tiny("run.threads=1", "ray.num_workers=0", "ray.checkpoint_every_epochs=3")
-    code, out = _train(cfg, tmp_path, "inline", ray_head["env"])
-    assert code == 0, out[-3000:]
+    # The inline run needs no Ray: it runs in this process (no job to start).
+    path = write_config(cfg, tmp_path / "inline.yaml")
+    assert train(["--config", str(path), "--output", str(tmp_path / "inline")]) == 0
     reference = _final_weights(cfg, tmp_path / "inline")
 
     actors = cfg.model_copy(update={"replay": ReplayConfig(mode="actors", actors=2)})
