@@ -10,7 +10,8 @@ kinds ``state-*``), ``generate``, ``predict``, ``compare``, ``tune``. Input kind
   evaluated on ``stream.dataset=cifar10``; a run or comparison resumed with another stream);
 - ``corrupt``, ``empty``: a Parquet file, an image (in a Parquet row or an image folder), a
   config, a state.pt (a run's or a state version's);
-- ``columns``: no ``label`` or no image column, an image column that holds no image bytes;
+- ``columns``: no ``label`` or no image column, an image column that holds no image bytes,
+  both image columns (which one holds the images is the user's to say);
 - ``labels``: float or string labels, a negative label, a label beyond the classes;
 - ``checkpoint``: a missing run or state, and foreign ones: a state.pt of another state
   version, a state pointer of a newer format, a random file, a state.pt of plain data that
@@ -94,6 +95,9 @@ def _data_files(root: Path) -> dict[str, Path]:
         "no_label": _table(root / "no_label.parquet", {"image": pngs}),
         "no_image": _table(root / "no_image.parquet", {"label": y}),
         "image_type": _table(root / "image_type.parquet", {"image": list(range(len(y))), "label": y}),
+        "both_images": _table(root / "both_images.parquet",
+                              {"img": [{"bytes": b, "path": None} for b in pngs], "image": pngs,
+                               "label": y}),
         "float_labels": _table(root / "float_labels.parquet", {"image": pngs, "label": y + 0.5}),
         "string_labels": _table(root / "string_labels.parquet",
                                 {"image": pngs, "label": [f"c{v}" for v in y]}),
@@ -235,6 +239,7 @@ DATA_ROWS = [
     ("columns", "no_label", "no_label", "no 'label' column"),
     ("columns", "no_image", "no_image", "no image column"),
     ("columns", "image_type", "image_type", "expected image bytes"),
+    ("columns", "both_images", "both_images", "both an 'img' and an 'image' column"),
     ("labels", "float", "float_labels", "expected integers"),
     ("labels", "string", "string_labels", "expected integers"),
     ("labels", "negative", "negative_labels", "label -1"),

@@ -143,17 +143,25 @@ class _Collect:
                         tuple(self.skipped))
 
 
-def _image_column(table: pa.Table, path: Path) -> list[bytes]:
-    for name in ("img", "image"):
-        if name not in table.column_names:
-            continue
-        col = table.column(name).combine_chunks()
-        if pa.types.is_struct(col.type):
-            col = col.field("bytes")
-        if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-            raise DataError(f"{path}: column '{name}' holds {col.type}, expected image bytes")
-        return col.to_pylist()
-    raise DataError(f"{path}: no image column (expected 'img' with 'bytes', or 'image')")
+IMAGE_COLUMNS = ("img", "image")  # the hub's {bytes, path} struct, or plain encoded bytes
+
+
+def image_blobs(table: pa.Table, where: str) -> tuple[str, list[bytes | None]]:
+    """The encoded images of a Parquet table and the column they came from. A table with both
+    columns is refused: which one holds the images is the user's to say, not ours to guess."""
+    present = [name for name in IMAGE_COLUMNS if name in table.column_names]
+    if not present:
+        raise DataError(f"{where}: no image column (expected 'img' with 'bytes', or 'image')")
+    if len(present) > 1:
+        raise DataError(f"{where}: both an 'img' and an 'image' column; keep the one that holds "
+                        f"the images")
+    name = present[0]
+    col = table.column(name).combine_chunks()
+    if pa.types.is_struct(col.type):
+        col = col.field("bytes")
+    if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
+        raise DataError(f"{where}: column '{name}' holds {col.type}, expected image bytes")
+    return name, col.to_pylist()
 
 
 def _names_of(labels: np.ndarray, names: list[object], path: Path) -> dict[int, str]:
@@ -194,7 +202,7 @@ def read_image_parquet(path: str | Path, expected_shape: Shape | None = None,
         raise DataError(f"{path}: 'label' column holds {labels.dtype}, expected integers")
     if LABEL_NAME in table.column_names:  # checked here, so a clash fails before training
         _names_of(labels, table.column(LABEL_NAME).to_pylist(), path)
-    blobs = _image_column(table, path)
+    _, blobs = image_blobs(table, str(path))
     collect = _Collect(expected_shape, resize, on_bad_image)
     for row, (blob, label) in enumerate(zip(blobs, labels.tolist())):
         collect.take(lambda blob=blob: blob, f"{path} row {row}", int(label))

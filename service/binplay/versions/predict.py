@@ -23,26 +23,13 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.data.types import DataError
-from binplay.data.user import Resize, ingest_image
+from binplay.data.user import Resize, image_blobs, ingest_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
 from binplay.state import STATE_FILE
 from binplay.versions.use import image_shape, probabilities
 
-IMAGE_COLUMNS = ("img", "image")
 READ_CPUS = 0.25  # Ray notes: on 2 CPUs whole-CPU tasks beside other work stall; slivers run
-
-
-def _image_blobs(table: pa.Table, where: str) -> tuple[str, list[bytes | None]]:
-    for name in IMAGE_COLUMNS:
-        if name in table.column_names:
-            col = table.column(name).combine_chunks()
-            if pa.types.is_struct(col.type):
-                col = col.field("bytes")
-            if not (pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type)):
-                raise DataError(f"{where}: column '{name}' holds {col.type}, expected image bytes")
-            return name, col.to_pylist()
-    raise DataError(f"{where}: no image column (expected 'img' with 'bytes', or 'image')")
 
 
 def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> int:
@@ -61,7 +48,7 @@ def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none"
     if "label" in first.column_names and not pa.types.is_integer(first.schema.field("label").type):
         raise DataError(f"--data {path}: 'label' column holds {first.schema.field('label').type}, "
                         f"expected integers")
-    _, blobs = _image_blobs(first.slice(0, 1), f"--data {path}")
+    _, blobs = image_blobs(first.slice(0, 1), f"--data {path}")
     _decoded(blobs[0], f"--data {path} row 0", shape, resize)
     return meta.metadata.num_rows
 
@@ -91,7 +78,7 @@ class Scorer:
         self.resize = self.run.cfg.stream.resize
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        name, blobs = _image_blobs(batch, self.origin)
+        name, blobs = image_blobs(batch, self.origin)
         images = torch.from_numpy(np.stack([_decoded(b, f"--data {self.origin}", self.shape, self.resize)
                                              for b in blobs]))
         probs = probabilities(self.run, images)
