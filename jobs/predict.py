@@ -4,9 +4,10 @@
     python -m jobs.predict --state s3://bucket/shop --version 2 --data x.parquet --output out
 
 --data is a Parquet file with an image column (``image`` or ``img.bytes``; a ``label``
-column is optional and kept). --output becomes a directory of Parquet files, one row per
-input row: its other columns, ``prediction``, ``probability`` and ``probabilities`` (one
-per classifier output). Ray is the cluster RAY_ADDRESS names, or an embedded local one.
+column is optional and kept), or a folder of image files (any depth; each row keeps its
+file's ``path``). --output becomes a directory of Parquet files, one row per input row or
+file: its other columns, ``prediction``, ``probability`` and ``probabilities`` (one per
+classifier output). Ray is the cluster RAY_ADDRESS names, or an embedded local one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__)
     parser.add_argument("--state", required=True, help="a versioned state (directory or URI)")
     parser.add_argument("--version", type=int, help="this version instead of the latest")
-    parser.add_argument("--data", required=True, help="Parquet file of images")
+    parser.add_argument("--data", required=True, help="Parquet file of images, or a folder of image files")
     parser.add_argument("--output", required=True, help="directory of the predictions (Parquet)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per Ray Data batch")
     args = parser.parse_args(argv)

@@ -31,7 +31,9 @@ Pairs that do not apply, and why:
   predict and passed through as they are (a non-integer label column is refused). predict
   checks the first row on the driver and every other row inside its Ray Data tasks, which
   this Ray-free test does not start: its bad image is in row 0.
-- predict x image folder: predict reads Parquet only; a folder is refused (``columns``).
+- predict x image folder: predict decodes a folder's first image on the driver and the
+  others in Ray Data's tasks (the Ray test has a bad one there): its rows are a folder whose
+  first image is corrupt and one without images.
 - train, compare, tune x a learn state: they take none; they resume their own runs, which
   the ``checkpoint`` rows give them corrupt, of another version or of another config.
 - tune x checkpoint (a trial's run): a search resumes from Ray Tune's experiment files,
@@ -114,6 +116,15 @@ def _data_files(root: Path) -> dict[str, Path]:
                 (root / name / str(label) / f"{i}.png").write_bytes(png)
         (root / name / "1" / "bad.png").write_bytes(blob)
         files[name] = root / name
+    # predict decodes a folder's first image on the driver, the rest in Ray Data's tasks
+    (root / "predict_folder_corrupt" / "0").mkdir(parents=True)
+    (root / "predict_folder_corrupt" / "0" / "a.png").write_bytes(b"\x89PNG garbage")
+    (root / "predict_folder_corrupt" / "1").mkdir()
+    (root / "predict_folder_corrupt" / "1" / "b.png").write_bytes(pngs[0])
+    (root / "predict_folder_empty" / "0").mkdir(parents=True)
+    (root / "predict_folder_empty" / "0" / "notes.txt").write_text("no images here")
+    files.update(predict_folder_corrupt=root / "predict_folder_corrupt",
+                 predict_folder_empty=root / "predict_folder_empty")
     return files
 
 
@@ -360,8 +371,10 @@ CASES: list[Case] = _data_cases() + [
     Case("predict", "config", "batch_size_type",
          "--state {state} --data {t0_test} --output {out} --batch-size x",
          "--batch-size"),
-    Case("predict", "columns", "folder", "--state {state} --data {folder_corrupt} --output {out}",
-         "not a Parquet file"),
+    Case("predict", "corrupt", "folder_first_image",
+         "--state {state} --data {predict_folder_corrupt} --output {out}", "undecodable image"),
+    Case("predict", "empty", "folder", "--state {state} --data {predict_folder_empty} --output {out}",
+         "no image files"),
     Case("compare", "corrupt", "parquet", f"--config {{config_corrupt_data}} {_CMP}",
          "not a readable Parquet file"),
     Case("compare", "columns", "no_label", f"--config {{config_no_label}} {_CMP}", "no 'label' column"),

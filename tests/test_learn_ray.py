@@ -4,6 +4,7 @@ jobs.predict's worker-side checks through Ray Data, on the session's Ray head.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +66,20 @@ def test_predict_refuses_a_corrupt_image_inside_ray_data_in_one_line(ray_head, t
     assert last.startswith("error: ") and "undecodable image" in last, pred.stderr[-2000:]
     assert not (tmp_path / "pred").exists()
     assert json.loads((tmp_path / "state" / "LATEST").read_text()) == before
+    # A folder of image files (any depth) is read by Ray Data too: one row per file, its path kept.
+    folder = tmp_path / "photos"
+    (folder / "more").mkdir(parents=True)
+    names = [folder / "a.png", folder / "b.PNG", folder / "more" / "c.png"]
+    for name, img in zip(names, x):
+        name.write_bytes(png_bytes(img))
+    (folder / "notes.txt").write_text("not an image")
+    pred = run_module(["jobs.predict", "--state", str(tmp_path / "state"), "--data", str(folder),
+                       "--output", str(tmp_path / "pred_folder"), "--batch-size", "2"], env)
+    assert pred.returncode == 0, pred.stdout[-2000:] + pred.stderr
+    rows = pq.read_table(tmp_path / "pred_folder").to_pydict()
+    assert sorted(Path(p).name for p in rows["path"]) == ["a.png", "b.PNG", "c.png"]
+    assert all(abs(sum(p) - 1) < 1e-4 and row == int(np.argmax(p))
+               for p, row in zip(rows["probabilities"], rows["prediction"]))
 
 
 @pytest.mark.ray

@@ -1,10 +1,12 @@
-"""Batch inference through Ray Data: a Parquet file of images in, predictions out.
+"""Batch inference through Ray Data: a Parquet file or a folder of images in, predictions out.
 
 The driver checks what it can before Ray starts (the file opens, has rows and an image
-column, integer labels if any, the first image's shape against the state's); each Ray
+column, integer labels if any, the first image's shape against the state's; a folder has
+image files, the first of which decodes); each Ray
 Data task decodes its batch, checks every image and scores it with the version's
 classifier, loaded from the state's bytes (``torch.load(weights_only=True)``). Output
-rows keep the input's columns other than the image and add ``prediction`` (int64),
+rows keep the input's columns other than the image (a folder's rows: ``path``, the image
+file's) and add ``prediction`` (int64),
 ``probability`` (of the prediction) and ``probabilities`` (one per head output; 0 for
 classes never learnt). The output directory appears only once every part is written.
 """
@@ -23,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.data.types import DataError
-from binplay.data.user import Resize, image_blobs, ingest_image
+from binplay.data.user import IMAGE_SUFFIXES, Resize, image_blobs, ingest_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
 from binplay.state import STATE_FILE
@@ -32,10 +34,24 @@ from binplay.versions.use import image_shape, probabilities
 READ_CPUS = 0.25  # Ray notes: on 2 CPUs whole-CPU tasks beside other work stall; slivers run
 
 
+FOLDER_COLUMN = "bytes"  # what Ray Data's read_binary_files calls a file's contents
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images under ``folder`` (any depth), in path order: a folder's rows."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> int:
     """Driver-side checks; returns the number of rows."""
+    if path.is_dir():
+        files = image_files(path)
+        if not files:
+            raise DataError(f"--data {path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        _decoded(files[0].read_bytes(), f"--data {files[0]}", shape, resize)
+        return len(files)
     if not path.is_file():
-        raise DataError(f"--data {path}: not a Parquet file (predict reads Parquet)")
+        raise DataError(f"--data {path}: neither a Parquet file nor a folder of images")
     if path.stat().st_size == 0:
         raise DataError(f"--data {path}: empty file")
     try:
@@ -69,7 +85,8 @@ def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int],
 class Scorer:
     """A Ray Data UDF: one classifier per actor, built from the version's state bytes."""
 
-    def __init__(self, state: bytes, origin: str):
+    def __init__(self, state: bytes, origin: str, column: str | None = None):
+        self.column = column  # None: the Parquet file's image column; a folder's: FOLDER_COLUMN
         self._tmp = tempfile.TemporaryDirectory(prefix="binplay-predict-")
         (Path(self._tmp.name) / STATE_FILE).write_bytes(state)
         torch.set_num_threads(1)
@@ -78,9 +95,14 @@ class Scorer:
         self.resize = self.run.cfg.stream.resize
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        name, blobs = image_blobs(batch, self.origin)
-        images = torch.from_numpy(np.stack([_decoded(b, f"--data {self.origin}", self.shape, self.resize)
-                                             for b in blobs]))
+        if self.column is None:
+            name, blobs = image_blobs(batch, self.origin)
+            where = [f"--data {self.origin}"] * len(blobs)
+        else:  # a folder: each row names its file
+            name, blobs = self.column, batch.column(self.column).to_pylist()
+            where = [f"--data {p}" for p in batch.column("path").to_pylist()]
+        images = torch.from_numpy(np.stack([_decoded(b, w, self.shape, self.resize)
+                                             for b, w in zip(blobs, where)]))
         probs = probabilities(self.run, images)
         top = probs.max(dim=1)
         kept = batch.drop_columns([name])
@@ -105,10 +127,19 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     try:
         # local://: the input and the output are on the driver's machine; on a cluster of
         # several nodes Ray Data then runs the read and the write there.
-        (ray.data.read_parquet(f"local://{data.resolve()}", num_cpus=READ_CPUS)
-         .map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data)},
-                      batch_size=batch_size, batch_format="pyarrow", concurrency=1,
-                      num_cpus=READ_CPUS)
+        source = f"local://{data.resolve()}"
+        if data.is_dir():
+            extensions = sorted({s.lstrip(".") for s in IMAGE_SUFFIXES}
+                                | {s.lstrip(".").upper() for s in IMAGE_SUFFIXES})
+            rows_in = ray.data.read_binary_files(source, include_paths=True, num_cpus=READ_CPUS,
+                                                 file_extensions=extensions)
+            column: str | None = FOLDER_COLUMN
+        else:
+            rows_in, column = ray.data.read_parquet(source, num_cpus=READ_CPUS), None
+        (rows_in.map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data),
+                                                              "column": column},
+                             batch_size=batch_size, batch_format="pyarrow", concurrency=1,
+                             num_cpus=READ_CPUS)
          .write_parquet(f"local://{staging.resolve()}"))
     except Exception as exc:  # Ray wraps a task's error; a bad image is the user's, in one line
         cause = root_cause(exc)
