@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from binplay.config import BinPlayConfig, ConfigError
-from binplay.models.classifier import LeNet
+from binplay.models.classifier import build_classifier
 from binplay.seeding import derived_seed
 from binplay.strategies import make_strategy
 
@@ -23,7 +23,8 @@ def build_models(cfg: BinPlayConfig, image_shape: tuple[int, ...],
     shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
     models = make_strategy(cfg).own_models(shape)
     torch.manual_seed(derived_seed(cfg.seed, "classifier"))
-    models["classifier"] = LeNet(shape, num_classes, cfg.classifier.dropout, cfg.classifier.norm)
+    c = cfg.classifier
+    models["classifier"] = build_classifier(c.arch, shape, num_classes, c.dropout, c.norm, c.width)
     return models
 
 

@@ -209,6 +209,13 @@ class ClassifierConfig(_Strict):
         "if the classifier frozen before the task gives its ledger class at least this "
         "probability (regenerations that lost their class identity teach the wrong boundary); "
         "0 keeps every sample", neutral=0.0, readers=BINPLAY_ONLY)
+    arch: Literal["lenet", "resnet18"] = setting(
+        "lenet", description="the classifier: the paper's LeNet-style base network, or a "
+        "reduced ResNet-18 (BEYOND-PAPER; for CIFAR-like images, binplay/models/resnet.py)",
+        neutral="lenet", fixed=True)
+    width: int = setting(
+        20, gt=0, description="resnet18: filters of its first stage (64 is the full ResNet-18; "
+        "20 the reduced one of GEM and ER)", fixed=True, applies_when={"arch": "resnet18"})
     norm: Literal["batch", "group"] = setting(
         "batch", description="normalisation of the conv layers: batch statistics (learnt on "
         "regenerations, used on real test images) or GroupNorm (per sample, no statistics)", fixed=True)

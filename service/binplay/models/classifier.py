@@ -35,3 +35,13 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def build_classifier(arch: str, shape: tuple[int, int, int], num_classes: int, dropout: float = 0.25,
+                     norm: str = "batch", width: int = 20) -> nn.Module:
+    """The classifier ``classifier.arch`` names: LeNet (the paper's) or the reduced ResNet-18."""
+    if arch == "resnet18":
+        from binplay.models.resnet import ReducedResNet18
+
+        return ReducedResNet18(shape, num_classes, width, norm)
+    return LeNet(shape, num_classes, dropout, norm)
