@@ -97,3 +97,32 @@ def test_setup_hook_quiets_a_worker_unless_ray_logs_are_asked(monkeypatch):
     finally:
         for name, level in before.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_a_ray_warning_with_a_traceback_it_calls_harmless_is_one_warning_line(monkeypatch):
+    """Under CPU load Ray Train's controller logged "Failed to send resource request ... safe
+    to ignore" with a 30-line traceback in `make demo`; quieted, it is one allowed line."""
+    import io
+
+    from binplay.ray_train import quiet
+
+    logger = logging.getLogger(quiet.ONE_LINE_WARNINGS[0])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "filters", [])
+    try:
+        quiet.quiet_ray_logs()
+        quiet.quiet_ray_logs()  # idempotent: one filter, one line
+        try:
+            raise TimeoutError("GetTimeoutError")
+        except TimeoutError:
+            logger.warning("Failed to send resource request for train-1. If this only happens "
+                           "transiently, it's safe to ignore this error.", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stream.getvalue(), lines
+    worker = "\x1b[36m(TrainController pid=7)\x1b[0m "
+    assert unexpected_lines(worker + lines[0]) == [] and "Failed to send resource request" in lines[0]
+    assert len([f for f in logger.filters if isinstance(f, quiet.OneLineWarning)]) == 1

@@ -7,7 +7,8 @@ prepared model ("Moving model to device"), the train controller's resource reque
 worker-group start ("Requesting resources", "Started training worker group"), "Setting up
 process group", Ray Data's progress-bar hints and a deprecation warning about Ray's own
 internal use of ``ExecutionOptions.exclude_resources``. Each is quieted by the means Ray
-supports, and each only below WARNING, except the two named hints:
+supports, and each only below WARNING, except the two named hints; a warning Ray logs with
+a traceback it calls safe to ignore (``ONE_LINE_WARNINGS``) keeps its message on one line:
 
 - the driver: ``ray.init(logging_level=WARNING)`` (the ``ray`` logger);
 - Ray Train's controller and workers: ``ray.train.RunConfig(logging_config=...)``;
@@ -40,6 +41,12 @@ HINT_LOGGERS = ("ray.data._internal.progress",)
 # Ray Train's own call into Ray Data warns about an option the run never sets.
 RAY_INTERNAL_DEPRECATIONS = (r"`ExecutionOptions\.exclude_resources` is deprecated",)
 
+# Ray Train's controller renews its resource request with the autoscaling coordinator every
+# few seconds; under CPU load a renewal times out and Ray logs it with a 30-line traceback while
+# saying it is safe to ignore when transient (seen in `make demo` beside other training). It
+# stays a warning, on one line that says it is one.
+ONE_LINE_WARNINGS = ("ray.train.v2._internal.execution.scaling_policy.autoscaling_coordinator_client",)
+
 HOOK = "binplay.ray_train.quiet.setup_worker"
 SHOW_ENV = "BINPLAY_RAY_LOGS"  # "1": the run asked for Ray's lines (run.ray_logs)
 PIN_ENV = "BINPLAY_PIN_RAY_ADDRESS"  # "1": name this Ray in every worker (searches)
@@ -61,6 +68,17 @@ def ray_info_loggers() -> list[str]:
     return names
 
 
+class OneLineWarning(logging.Filter):
+    """A record's traceback dropped and its message marked ``WARNING:`` on one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info or record.exc_text:
+            message = " ".join(record.getMessage().split())
+            record.msg, record.args = f"WARNING: {message}", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def quiet_ray_logs(show: bool = False) -> None:
     """Raise Ray's bookkeeping loggers to WARNING in this process (``show``: leave them)."""
     if show:
@@ -69,6 +87,10 @@ def quiet_ray_logs(show: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for name in HINT_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ONE_LINE_WARNINGS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLineWarning) for f in logger.filters):
+            logger.addFilter(OneLineWarning())
     for message in RAY_INTERNAL_DEPRECATIONS:
         warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
 
