@@ -154,7 +154,7 @@ def test_reduced_resnet18_fits_cifar_and_user_shapes_and_learns_a_batch():
         loss = torch.nn.functional.cross_entropy(small(x), y)
         loss.backward()
         opt.step()
-    assert float(loss) < 0.1 and bool((small(x).argmax(1) == y).all())
+    assert loss.item() < 0.1 and bool((small(x).argmax(1) == y).all())
 
 
 def test_classifier_arch_builds_the_named_net_and_leaves_lenet_configs_unchanged(tiny):
