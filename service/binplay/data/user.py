@@ -143,6 +143,11 @@ class _Collect:
                         tuple(self.skipped))
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The images under ``folder`` (any depth, by suffix), in path order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 IMAGE_COLUMNS = ("img", "image")  # the hub's {bytes, path} struct, or plain encoded bytes
 
 

@@ -16,7 +16,7 @@ import torch
 
 from binplay.config import StreamConfig
 from binplay.data.types import DataError, ImageSet
-from binplay.data.user import IMAGE_SUFFIXES, read_image_folder, read_image_parquet
+from binplay.data.user import image_files, read_image_folder, read_image_parquet
 from binplay.validation import check_image_shape, check_labels_fit
 
 Shape = tuple[int, int, int]
@@ -36,8 +36,7 @@ def fingerprint(path: str | Path) -> str:
     bytes in the ledger that tell a re-run of the same learn from new data."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [path] if path.is_file() else image_files(path)
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else file.name).encode())
         with file.open("rb") as fh:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 import torch
 
 from binplay.data.types import DataError
-from binplay.data.user import IMAGE_SUFFIXES, Resize, image_blobs, ingest_image
+from binplay.data.user import IMAGE_SUFFIXES, Resize, image_blobs, image_files, ingest_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
 from binplay.state import STATE_FILE
@@ -35,11 +35,6 @@ READ_CPUS = 0.25  # Ray notes: on 2 CPUs whole-CPU tasks beside other work stall
 
 
 FOLDER_COLUMN = "bytes"  # what Ray Data's read_binary_files calls a file's contents
-
-
-def image_files(folder: Path) -> list[Path]:
-    """The images under ``folder`` (any depth), in path order: a folder's rows."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> int:
@@ -127,15 +122,13 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     try:
         # local://: the input and the output are on the driver's machine; on a cluster of
         # several nodes Ray Data then runs the read and the write there.
-        source = f"local://{data.resolve()}"
-        if data.is_dir():
-            extensions = sorted({s.lstrip(".") for s in IMAGE_SUFFIXES}
-                                | {s.lstrip(".").upper() for s in IMAGE_SUFFIXES})
-            rows_in = ray.data.read_binary_files(source, include_paths=True, num_cpus=READ_CPUS,
-                                                 file_extensions=extensions)
+        if data.is_dir():  # the files check_input counted, whatever the case of their suffix
+            files = [f"local://{f.resolve()}" for f in image_files(data)]
+            rows_in = ray.data.read_binary_files(files, include_paths=True, num_cpus=READ_CPUS)
             column: str | None = FOLDER_COLUMN
         else:
-            rows_in, column = ray.data.read_parquet(source, num_cpus=READ_CPUS), None
+            rows_in = ray.data.read_parquet(f"local://{data.resolve()}", num_cpus=READ_CPUS)
+            column = None
         (rows_in.map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data),
                                                               "column": column},
                              batch_size=batch_size, batch_format="pyarrow", concurrency=1,
