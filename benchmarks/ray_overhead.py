@@ -5,6 +5,8 @@ with the in-process loop, 1 Ray worker and 2 Ray workers on this machine.
 
 Runs a one-task split-MNIST job (classes {0,1}, 2,000 images per class) three ways and
 parses the progress lines; prints medians of the per-epoch samples/s for each phase.
+``--tasks 2 --checkpoint-every 2`` adds a second task and frequent checkpoints: what a task's
+shard read and each checkpointing report cost on the Ray path.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH = re.compile(r"\| (warmup|assign|decoder|classifier) +\| epoch .*\|\s+(\d+) samples/s")
+FIRST_STEP = re.compile(r"task 1/\d+ starts")
 VARIANTS = {  # name -> overrides; names are what --variants takes (comma-separated)
     "in-process-2-threads": ["ray.num_workers=0", "run.threads=2"],
     "ray-1-worker-2-threads": ["ray.num_workers=1", "ray.cpus_per_worker=1", "run.threads=2"],
@@ -28,11 +31,13 @@ VARIANTS = {  # name -> overrides; names are what --variants takes (comma-separa
 }
 
 
-def run(overrides: list[str], workdir: Path) -> dict[str, float]:
-    sets = ["stream.dataset=mnist", "stream.tasks=[[0,1]]", "stream.train_per_class=2000",
+def run(overrides: list[str], workdir: Path, tasks: int = 1,
+        checkpoint_every: int = 100) -> dict[str, float]:
+    streams = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]][:tasks]
+    sets = ["stream.dataset=mnist", f"stream.tasks={streams}", "stream.train_per_class=2000",
             "stream.test_per_class=200", "autoencoder.warmup_epochs=2",
             "autoencoder.assignment_epochs=2", "autoencoder.decoder_epochs=3",
-            "classifier.epochs=2", "ray.checkpoint_every_epochs=100",
+            "classifier.epochs=2", f"ray.checkpoint_every_epochs={checkpoint_every}",
             f"run.storage_path={workdir / 'ray'}", *overrides]
     cmd = [sys.executable, "-m", "jobs.train", "--config", "configs/split_mnist.yaml",
            "--output", str(workdir / "out")]
@@ -43,7 +48,7 @@ def run(overrides: list[str], workdir: Path) -> dict[str, float]:
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     first_step, rates = None, {}
     for line in proc.stdout:  # type: ignore[union-attr]
-        if first_step is None and "starts: classes" in line:
+        if first_step is None and FIRST_STEP.search(line):
             first_step = time.time() - started
         match = EPOCH.search(line)
         if match:
@@ -58,11 +63,14 @@ def run(overrides: list[str], workdir: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--tasks", type=int, default=1, choices=range(1, 6))
+    parser.add_argument("--checkpoint-every", type=int, default=100,
+                        help="ray.checkpoint_every_epochs (default: phase ends only)")
     args = parser.parse_args()
     results = {}
     for name in args.variants.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            results[name] = run(VARIANTS[name], Path(tmp))
+            results[name] = run(VARIANTS[name], Path(tmp), args.tasks, args.checkpoint_every)
         print(f"{name}: {results[name]}", flush=True)
     keys = list(next(iter(results.values())))
     print("| metric | " + " | ".join(results) + " |")

@@ -16,6 +16,12 @@ from binplay.ray_train.quiet import HOOK, embedded_start, hook_env, ray_logging_
 # A resource deadlock must fail, not retry forever (Ray's defaults: 60 s, then forever).
 WORKER_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 DEFAULT_WORKER_START_TIMEOUT_S = "180"
+# Train's controller takes a worker's report (its queue holds one) only when it polls, every
+# 2 s by default: a report made sooner after the previous one blocks the worker until then.
+# Polled every 0.25 s, the 2-task test run took 50 s instead of 92 s (docs/BENCHMARKS.md);
+# a poll that is late is only retried (a worker is declared dead after 10 minutes of them).
+POLL_INTERVAL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+DEFAULT_POLL_INTERVAL_S = "0.25"
 READ_TASK_CPUS = 0.1  # what each Ray Data read task asks for
 # Seen on 2 CPUs: with 0.5 CPU left beside the workers Ray Data's reads never started
 # ("Cluster resources are not enough ... may hang forever"); with 1.0 left they ran.
@@ -31,10 +37,28 @@ def worker_env() -> dict[str, str]:
     return {
         WORKER_START_TIMEOUT_ENV: os.environ.get(WORKER_START_TIMEOUT_ENV,
                                                  DEFAULT_WORKER_START_TIMEOUT_S),
+        POLL_INTERVAL_ENV: os.environ.get(POLL_INTERVAL_ENV, DEFAULT_POLL_INTERVAL_S),
         # Ray Data's progress bars become hundreds of blank lines in job logs.
         "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
         **{key: os.environ[key] for key in PASSED_ON_ENV if key in os.environ},
     }
+
+
+def configure_ray_data() -> None:
+    """This process's Ray Data context, which every dataset it creates carries to the workers.
+
+    - No progress bars or plan banners: they drown the progress lines in job logs.
+    - The file-based read path (``use_datasource_v2`` off). Ray 2.60's new path lists files in
+      a task of a whole CPU before any read starts: each task's shard took 7-12 s to reach a
+      Train worker on 2 cores, against 0.3 s this way (docs/BENCHMARKS.md).
+    """
+    import ray.data
+
+    data_ctx = ray.data.DataContext.get_current()
+    data_ctx.enable_progress_bars = False
+    data_ctx.enable_operator_progress_bars = False
+    data_ctx.print_on_execution_start = False
+    data_ctx.use_datasource_v2 = False
 
 
 def pin_gcs_address() -> None:

@@ -22,7 +22,7 @@ from binplay.config import BinPlayConfig
 from binplay.data.stream import StreamManifest
 from binplay.errors import worker_error
 from binplay.ray_train.checkpoints import newest_checkpoint
-from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, ensure_ray
+from binplay.ray_train.cluster import READ_TASK_CPUS, check_fits, configure_ray_data, ensure_ray
 from binplay.ray_train.quiet import quiet_ray_logs, train_logging_config
 from binplay.ray_train.worker import task_dataset_name, train_loop_per_worker
 from binplay.run_models import check_models_fit
@@ -31,16 +31,6 @@ from binplay.state import StateError, check_resume_workers, load_state
 from binplay.storage import RunFiles, run_root, storage_uri
 
 FINGERPRINT_FILE = "binplay_run.json"
-
-
-def quiet_ray_data() -> None:
-    """Ray Data's progress bars and plan banners drown the progress lines in job logs."""
-    import ray.data
-
-    data_ctx = ray.data.DataContext.get_current()
-    data_ctx.enable_progress_bars = False
-    data_ctx.enable_operator_progress_bars = False
-    data_ctx.print_on_execution_start = False
 
 
 def claim_run(cfg: BinPlayConfig) -> bool:
@@ -75,7 +65,7 @@ def build_trainer(cfg: BinPlayConfig, manifest: StreamManifest, callbacks: list 
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    quiet_ray_data()  # datasets carry the DataContext of the process that creates them
+    configure_ray_data()  # datasets carry the DataContext of the process that creates them
     # Read tasks take a sliver of a CPU: the workers hold the rest, and a read task
     # waiting for a whole CPU stalled each task's start by 6-17 s on 2 cores.
     datasets = {task_dataset_name(t.task_id): ray.data.read_parquet(

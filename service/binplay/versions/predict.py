@@ -28,6 +28,7 @@ from binplay.data.types import DataError
 from binplay.data.user import IMAGE_SUFFIXES, Resize, image_blobs, image_files, ingest_image
 from binplay.errors import DOMAIN_ERRORS, root_cause
 from binplay.inference import SavedRun
+from binplay.ray_train.cluster import configure_ray_data
 from binplay.state import STATE_FILE
 from binplay.versions.use import image_shape, probabilities
 
@@ -113,9 +114,8 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     import ray.data
 
     rows = check_input(data, shape, resize)
+    configure_ray_data()
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
     # Otherwise a task's DataError reaches the driver as a UserCodeException that has lost it.
     ctx.raise_original_map_exception = True
     staging = output.with_name(f".{output.name}.partial-{uuid.uuid4().hex[:8]}")
