@@ -128,3 +128,22 @@ def test_ray_bookkeeping_loggers_are_quiet_unless_asked():
         assert not logger.isEnabledFor(logging.INFO) and logger.isEnabledFor(logging.WARNING), name
     for name, level in before.items():
         logging.getLogger(name).setLevel(level)
+
+
+def test_the_job_sets_trains_poll_and_ray_datas_read_path(monkeypatch):
+    """The two fixed costs of the Ray path (docs/BENCHMARKS.md, issue 29): Train's controller
+    polls every 0.25 s unless the user says otherwise, and the datasets a job creates read
+    Parquet by the file-based path."""
+    import ray.data
+
+    from binplay.ray_train.cluster import POLL_INTERVAL_ENV, configure_ray_data, worker_env
+
+    monkeypatch.delenv(POLL_INTERVAL_ENV, raising=False)
+    assert worker_env()[POLL_INTERVAL_ENV] == "0.25"
+    monkeypatch.setenv(POLL_INTERVAL_ENV, "1.5")
+    assert worker_env()[POLL_INTERVAL_ENV] == "1.5"
+    ctx = ray.data.DataContext.get_current()
+    monkeypatch.setattr(ctx, "use_datasource_v2", True)
+    monkeypatch.setattr(ctx, "enable_progress_bars", True)
+    configure_ray_data()
+    assert ctx.use_datasource_v2 is False and ctx.enable_progress_bars is False
