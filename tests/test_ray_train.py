@@ -92,10 +92,12 @@ def test_driver_killed_after_task_1_resumes_at_task_2(ray_head, tiny, tmp_path):
     assert "task 1/2 |" not in second  # task 1 was not retrained
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(report["accuracy_matrix"]) == 2
-    # Ray spares a checkpoint while a newer one is still pending, so 2 may remain.
+    # About 20 were written. Ray deletes beyond the newest 1 as each new one registers; the
+    # kill can orphan up to 2 that were written but not yet registered (one in the worker's
+    # one-slot report queue, one being written), which no later run knows of: at most 3 stay.
     checkpoints = [p for p in (tmp_path / "out").iterdir()
                    if p.is_dir() and p.name.startswith("checkpoint_")]  # not its manager's .json
-    assert 1 <= len(checkpoints) <= 2, checkpoints
+    assert 1 <= len(checkpoints) <= 3, sorted(p.name for p in checkpoints)
 
 
 def test_checkpoint_of_another_config_is_refused(ray_head, tiny, tmp_path):
