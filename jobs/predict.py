@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
             version, run = open_version(store, args.version, tmp)
             payload, shape = run.path.read_bytes(), image_shape(run)
         resize = run.cfg.stream.resize  # images are brought to the state's shape as its learns did
-        check_input(Path(args.data), shape, resize)  # before Ray starts: bad input fails in one line
+        data = check_input(Path(args.data), shape, resize)  # before Ray starts
         ensure_ray(BinPlayConfig.model_validate(run.state["config"]))
-        result = predict(payload, shape, Path(args.data), Path(args.output), args.batch_size, resize)
+        result = predict(payload, data, Path(args.output), args.batch_size)
         print(f"version {version}: {result['rows']} predictions -> {result['output']}")
 
     return run_guarded(body)

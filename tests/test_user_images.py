@@ -273,7 +273,7 @@ def test_learn_evaluate_and_predict_on_a_folder_of_photos(photos, photo_state, t
     blobs = [_bytes(_photo(k % 3, k, rng), "JPEG" if k % 2 else "PNG") for k in range(6)]
     table = pa.table({"image": blobs, "id": np.arange(6)})
     pq.write_table(table, tmp_path / "x.parquet")
-    assert check_input(tmp_path / "x.parquet", SHAPE, "crop") == 6
+    assert check_input(tmp_path / "x.parquet", SHAPE, "crop").rows == 6
     with pytest.raises(DataError, match=r"image of shape \(3, 48, 64\) \(C, H, W\), the state's"):
         check_input(tmp_path / "x.parquet", SHAPE, "none")  # without resize: refused, one line
     payload = (photo_state / "versions" / "v0001" / "state.pt").read_bytes()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,23 @@ READ_CPUS = 0.25  # Ray notes: on 2 CPUs whole-CPU tasks beside other work stall
 FOLDER_COLUMN = "bytes"  # what Ray Data's read_binary_files calls a file's contents
 
 
-def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> int:
-    """Driver-side checks; returns the number of rows."""
+@dataclass(frozen=True)
+class PredictInput:
+    """What ``check_input`` found: ``predict`` reads exactly this, without looking again."""
+
+    path: Path
+    rows: int
+    files: list[Path] | None = None  # a folder's image files, in path order; None: Parquet
+
+
+def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none") -> PredictInput:
+    """Driver-side checks, before Ray starts: bad input fails in one line."""
     if path.is_dir():
         files = image_files(path)
         if not files:
             raise DataError(f"--data {path}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         _decoded(files[0].read_bytes(), f"--data {files[0]}", shape, resize)
-        return len(files)
+        return PredictInput(path, len(files), files)
     if not path.is_file():
         raise DataError(f"--data {path}: neither a Parquet file nor a folder of images")
     if path.stat().st_size == 0:
@@ -62,7 +72,7 @@ def check_input(path: Path, shape: tuple[int, int, int], resize: Resize = "none"
                         f"expected integers")
     _, blobs = image_blobs(first.slice(0, 1), f"--data {path}")
     _decoded(blobs[0], f"--data {path} row 0", shape, resize)
-    return meta.metadata.num_rows
+    return PredictInput(path, meta.metadata.num_rows)
 
 
 def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int],
@@ -107,13 +117,13 @@ class Scorer:
                 .append_column("probabilities", pa.array(list(probs.numpy()), pa.list_(pa.float32()))))
 
 
-def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: Path,
-            batch_size: int = 64, resize: Resize = "none") -> dict[str, Any]:
-    """Score every row of ``data`` with Ray Data; writes Parquet parts under ``output``."""
+def predict(run_state: bytes, data: PredictInput, output: Path,
+            batch_size: int = 64) -> dict[str, Any]:
+    """Score every row of ``data`` (``check_input``'s) with Ray Data; writes Parquet parts
+    under ``output``."""
     import ray
     import ray.data
 
-    rows = check_input(data, shape, resize)
     configure_ray_data()
     ctx = ray.data.DataContext.get_current()
     # Otherwise a task's DataError reaches the driver as a UserCodeException that has lost it.
@@ -122,14 +132,15 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     try:
         # local://: the input and the output are on the driver's machine; on a cluster of
         # several nodes Ray Data then runs the read and the write there.
-        if data.is_dir():  # the files check_input counted, whatever the case of their suffix
-            files = [f"local://{f.resolve()}" for f in image_files(data)]
+        if data.files is not None:  # the files check_input counted, whatever their suffix's case
+            files = [f"local://{f.resolve()}" for f in data.files]
             rows_in = ray.data.read_binary_files(files, include_paths=True, num_cpus=READ_CPUS)
             column: str | None = FOLDER_COLUMN
         else:
-            rows_in = ray.data.read_parquet(f"local://{data.resolve()}", num_cpus=READ_CPUS)
+            rows_in = ray.data.read_parquet(f"local://{data.path.resolve()}", num_cpus=READ_CPUS)
             column = None
-        (rows_in.map_batches(Scorer, fn_constructor_kwargs={"state": run_state, "origin": str(data),
+        (rows_in.map_batches(Scorer, fn_constructor_kwargs={"state": run_state,
+                                                              "origin": str(data.path),
                                                               "column": column},
                              batch_size=batch_size, batch_format="pyarrow", concurrency=1,
                              num_cpus=READ_CPUS)
@@ -143,4 +154,4 @@ def predict(run_state: bytes, shape: tuple[int, int, int], data: Path, output: P
     if output.exists():
         shutil.rmtree(output)
     staging.rename(output)
-    return {"rows": rows, "output": str(output)}
+    return {"rows": data.rows, "output": str(output)}
