@@ -130,6 +130,43 @@ def test_compare_reads_finished_runs_and_plots_memory_sizes(tiny, tmp_path, caps
     assert again["summary"] == first["summary"]
 
 
+def test_compare_runs_a_strategy_from_its_own_config_and_summarises_without_training(
+        tiny, tmp_path):
+    """A tuned baseline's own config (configs/baselines/) is what its runs read; --no-train
+    reads what finished and names the rest; another stream is refused before any run."""
+    from binplay.compare import compare
+    from binplay.config import ConfigError
+
+    base = tiny("stream.image_shape=[1,28,28]", "classifier.epochs=1").model_dump(mode="json")
+    tuned = tiny("stream.image_shape=[1,28,28]", "strategy=er", "er.epochs=2",
+                 "er.replay_batch=balanced").model_dump(mode="json")
+    out = tmp_path / "cmp"
+    first = compare(base, ["er", "finetune"], [0], [0.05], out, log=lambda line: None,
+                    own={"er": tuned})
+    reports = {p.parent.name: json.loads(p.read_text()) for p in out.glob("runs/*/report.json")}
+    assert reports["er-0.05mb-s0"]["config"]["er"]["epochs"] == 2
+    assert reports["er-0.05mb-s0"]["config"]["er"]["replay_batch"] == "balanced"
+    assert reports["finetune-0.05mb-s0"]["config"]["classifier"]["epochs"] == 1
+
+    lines: list[str] = []
+    summary = compare(base, ["er", "finetune"], [0, 1], [0.05], out, log=lines.append,
+                      own={"er": tuned}, train_missing=False)
+    assert sorted(p.parent.name for p in out.glob("runs/*/report.json")) == sorted(reports)
+    assert lines[-1] == "compare: not finished, left out: er-0.05mb-s1, finetune-0.05mb-s1"
+    assert summary["summary"] == first["summary"]
+    with pytest.raises(ConfigError, match="no finished run"):
+        compare(base, ["er"], [0], [0.5], tmp_path / "empty", log=lambda line: None,
+                train_missing=False)
+
+    other = tiny("stream.image_shape=[1,28,28]", "stream.tasks=[[0,1]]").model_dump(mode="json")
+    with pytest.raises(ConfigError, match=r"stream\.tasks differs"):
+        compare(base, ["er"], [0], [0.05], tmp_path / "other", own={"er": other})
+    wider = tiny("stream.image_shape=[1,28,28]", "autoencoder.width=16").model_dump(mode="json")
+    with pytest.raises(ConfigError, match="other bytes"):
+        compare(base, ["er"], [0], [0.05], tmp_path / "wider", own={"er": wider})
+    assert not (tmp_path / "other").exists() and not (tmp_path / "wider").exists()
+
+
 def test_mix_real_inputs_gives_the_classifier_reconstructions_and_real_images(tiny, tmp_path,
                                                                               classifier_calls):
     """The split-MNIST preset's switch: each current image twice, decoded and real."""

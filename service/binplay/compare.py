@@ -7,6 +7,12 @@ uint8 images and labels, the DGR VAE decoder that many fp32 bytes, and the BinPl
 decoder is the largest decoder of its preset whose stored bytes (``autoencoder.store``)
 fit (compact: ``autoencoder.width``; mlp: ``autoencoder.hidden``); ``auto`` is the base
 config's BinPlay decoder as stored.
+
+A strategy may bring its own config (``own``: e.g. the tuned ER of configs/baselines/): its
+runs read their settings from it, and it must describe the same stream, and the same
+``auto`` bytes, as the base, or the comparison is refused. With ``train_missing=False``
+nothing trains: the runs already finished under ``<output>/runs`` (trained earlier, or by
+other processes in parallel) are summarised, and the missing ones named.
 """
 
 from __future__ import annotations
@@ -83,6 +89,26 @@ def run_config(base: dict[str, Any], strategy: str, seed: int, memory_mb: float 
         field, value = size_for_budget(cfg, int(memory_mb * MB))
         setattr(cfg.autoencoder, field, value)
     return cfg
+
+
+def check_comparable(base: dict[str, Any], own: dict[str, dict[str, Any]],
+                     sources: dict[str, str]) -> None:
+    """Refuse a strategy's own config that would not be compared on equal terms: another
+    stream (dataset, tasks, order, validation split) or another ``auto`` byte budget."""
+    def view(tree: dict[str, Any], strategy: str) -> BinPlayConfig:
+        return config_from_dict(for_strategy(tree, strategy), [f"strategy={strategy}"], "compare")
+
+    for strategy, tree in own.items():
+        mine, theirs = view(tree, strategy), view(base, strategy)
+        source = sources.get(strategy, strategy)
+        for key, value in mine.stream.model_dump().items():
+            if value != getattr(theirs.stream, key):
+                raise ConfigError(f"{source}: stream.{key} differs from the base config's "
+                                  "(every strategy of a comparison sees the same stream)")
+        shape = image_shape(theirs)
+        if binplay_carried_bytes(mine, shape) != binplay_carried_bytes(theirs, shape):
+            raise ConfigError(f"{source}: its autoencoder/codes sections size 'auto' to other "
+                              "bytes than the base config's (memory would not be equal)")
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -163,6 +189,11 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
         if points:
             xs, ys, es = zip(*points)
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy)
+    for s in summary:  # fine-tuning and joint keep no memory: a level, not a curve
+        if STRATEGIES[s["strategy"]].bound:
+            ax.axhline(s["mean"], linestyle="--", linewidth=1, color="grey")
+            ax.annotate(s["strategy"], (0.01, s["mean"]), xycoords=("axes fraction", "data"),
+                        va="bottom", fontsize=8, color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("memory kept about the past (MB)")
     ax.set_ylabel("average accuracy after the last task (%)")
@@ -173,23 +204,31 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
 
 
 def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
-            memory_mbs: list[float | None], output: Path, log=print) -> dict[str, Any]:
+            memory_mbs: list[float | None], output: Path, log=print,
+            own: dict[str, dict[str, Any]] | None = None,
+            train_missing: bool = True) -> dict[str, Any]:
     """Train every (memory size, strategy, seed) of the preset ``base`` (a config tree that
-    may carry settings of any strategy: each run takes its own, ``config.for_strategy``)."""
+    may carry settings of any strategy: each run takes its own, ``config.for_strategy``),
+    or of the strategy's ``own`` tree where it has one."""
     from binplay.launch import train
 
+    own = own or {}
+    check_comparable(base, own, {})
     output.mkdir(parents=True, exist_ok=True)
-    rows = []
-    base_tree = base
+    rows, missing = [], []
     for memory_mb in memory_mbs:
         for strategy in strategies:
             if not sized_by_memory(strategy) and memory_mb != memory_mbs[0]:
                 continue  # finetune/joint do not depend on the memory size: run them once
             for seed in seeds:
-                cfg = run_config(base_tree, strategy, seed, memory_mb, output / "runs")
+                cfg = run_config(own.get(strategy, base), strategy, seed, memory_mb,
+                                 output / "runs")
                 report_path = output / "runs" / cfg.name / "report.json"
                 if report_path.is_file():
                     log(f"compare: {cfg.name} finished earlier; reading its report")
+                elif not train_missing:
+                    missing.append(cfg.name)
+                    continue
                 else:
                     log(f"compare: {cfg.name} starts")
                     train(cfg)
@@ -200,6 +239,10 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
                                  "average_accuracy", "val_average_accuracy", "memory_mb",
                                  "classifier_bytes", "memory_images", "stores_past_data",
                                  "training_seconds", "accuracy_matrix")}})
+    if missing:
+        log(f"compare: not finished, left out: {', '.join(missing)}")
+    if not rows:
+        raise ConfigError(f"{output / 'runs'}: no finished run of this comparison to summarise")
     summary = summarise(rows)
     stream = cfg.stream  # the same stream for every run
     result = {"dataset": stream.dataset, "tasks": stream.tasks, "summary": summary, "runs": rows}
