@@ -10,7 +10,8 @@ from binplay.models.build import autoencoder_for
 from binplay.models.classifier import LeNet
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+BASELINES = sorted((REPO / "configs" / "baselines").glob("*.yaml"))
+CONFIGS = sorted((REPO / "configs").glob("*.yaml")) + BASELINES
 SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
@@ -44,6 +45,28 @@ def test_every_shipped_config_builds_models_that_run(path):
         out = decoder(z)
         assert out.shape == (2, *shape) and torch.all((out >= 0) & (out <= 1))
         assert classifier(images).shape == (2, cfg.stream.num_classes)
+
+
+EQUAL_BYTES = [p for p in BASELINES if "memory_mb: auto" in p.read_text()]
+
+
+def test_the_tuned_baselines_are_the_equal_bytes_ones():
+    assert {p.stem for p in EQUAL_BYTES} >= {"split_mnist_er", "split_mnist_derpp",
+                                            "split_fmnist_er", "split_fmnist_derpp"}
+
+
+@pytest.mark.parametrize("path", EQUAL_BYTES, ids=lambda p: p.name)
+def test_every_equal_bytes_baseline_compares_with_its_preset(path):
+    """configs/baselines/split_X_M.yaml with `memory_mb: auto` is strategy M on
+    configs/split_X.yaml's stream at its bytes: jobs.compare --strategy-config would refuse
+    it otherwise. (The DGR config is its published form at 2 MB, not such a mirror.)"""
+    from binplay.compare import check_comparable
+    from binplay.config.loading import read_tree
+
+    strategy = path.stem.rsplit("_", 1)[1]
+    preset = REPO / "configs" / f"{path.stem.rsplit('_', 1)[0]}.yaml"
+    assert load_config(path).strategy == strategy
+    check_comparable(read_tree(preset), {strategy: read_tree(path)}, {strategy: str(path)})
 
 
 def test_overrides_apply_with_yaml_types():
