@@ -157,6 +157,7 @@ def test_compare_runs_a_strategy_from_its_own_config_and_summarises_without_trai
     with pytest.raises(ConfigError, match="no finished run"):
         compare(base, ["er"], [0], [0.5], tmp_path / "empty", log=lambda line: None,
                 train_missing=False)
+    assert not (tmp_path / "empty").exists()  # a refused summary leaves nothing behind
 
     other = tiny("stream.image_shape=[1,28,28]", "stream.tasks=[[0,1]]").model_dump(mode="json")
     with pytest.raises(ConfigError, match=r"stream\.tasks differs"):

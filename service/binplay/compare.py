@@ -214,7 +214,6 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
 
     own = own or {}
     check_comparable(base, own, {})
-    output.mkdir(parents=True, exist_ok=True)
     rows, missing = [], []
     for memory_mb in memory_mbs:
         for strategy in strategies:
@@ -244,6 +243,7 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
     if not rows:
         raise ConfigError(f"{output / 'runs'}: no finished run of this comparison to summarise")
     summary = summarise(rows)
+    output.mkdir(parents=True, exist_ok=True)
     stream = cfg.stream  # the same stream for every run
     result = {"dataset": stream.dataset, "tasks": stream.tasks, "summary": summary, "runs": rows}
     (output / "compare.json").write_text(json.dumps(result, indent=1))
