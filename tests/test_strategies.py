@@ -168,6 +168,29 @@ def test_compare_runs_a_strategy_from_its_own_config_and_summarises_without_trai
     assert not (tmp_path / "other").exists() and not (tmp_path / "wider").exists()
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_decoder_lr_schedule_sets_each_decoder_epochs_lr(tiny, tmp_path, monkeypatch, schedule):
+    """BEYOND-PAPER `autoencoder.decoder_lr_schedule`: cosine falls from decoder_lr at each
+    task's first decoder epoch; constant (the paper) keeps decoder_lr."""
+    import math
+
+    from binplay.strategies import binplay as strategy
+
+    seen: list[float] = []
+    original = strategy.ae.decoder_epoch
+
+    def spy(decoder, *, opt, **kw):
+        seen.append(opt.param_groups[0]["lr"])
+        return original(decoder, opt=opt, **kw)
+
+    monkeypatch.setattr(strategy.ae, "decoder_epoch", spy)
+    _run(tiny("autoencoder.decoder_epochs=4", "autoencoder.decoder_lr=0.002", "classifier.epochs=1",
+              f"autoencoder.decoder_lr_schedule={schedule}"), tmp_path)
+    cosine = [0.002 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    expected = cosine if schedule == "cosine" else [0.002] * 4
+    assert seen == pytest.approx(expected * 2)  # both tasks start again at decoder_lr
+
+
 def test_mix_real_inputs_gives_the_classifier_reconstructions_and_real_images(tiny, tmp_path,
                                                                               classifier_calls):
     """The split-MNIST preset's switch: each current image twice, decoded and real."""

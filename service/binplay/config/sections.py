@@ -151,6 +151,11 @@ class AutoencoderConfig(_Strict):
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)
     decoder_lr: float = Field(1e-3, gt=0)
+    decoder_lr_schedule: Literal["constant", "cosine"] = setting(
+        "constant", description="BEYOND-PAPER: cosine: the decoder phase's lr falls from "
+        "decoder_lr towards 0 over each task's decoder epochs (half a cosine, set at each "
+        "epoch's start), so fewer epochs may end as sharp as more at a constant lr. "
+        "constant: decoder_lr throughout (the paper)", neutral="constant", readers=BINPLAY_ONLY)
     self_rehearsal: bool = Field(
         True, description="rehearse past codes with the frozen decoder copy (off: ablation only)"
     )

@@ -11,6 +11,7 @@ as its task's decoder epochs end (binplay.models.quantise), before the classifie
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,12 @@ def _reinitialise(module: nn.Module, seed: int) -> None:
         for layer in module.modules():
             if hasattr(layer, "reset_parameters") and layer is not module:
                 layer.reset_parameters()
+
+
+def decoder_lr_at(lr: float, epoch: int, epochs: int) -> float:
+    """The cosine schedule's lr for decoder epoch ``epoch`` of ``epochs`` (0-based): ``lr`` at
+    the first, falling as half a cosine; the last epoch still learns (lr * (1 - cos(pi/E))/2)."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
 
 
 class BinPlayStrategy(Strategy):
@@ -125,6 +132,10 @@ class BinPlayStrategy(Strategy):
                                  task=self.task, cfg=cfg.autoencoder, past=past, gen=gen,
                                  steps=steps, batch=local, assign=phase == "assign")
         else:
+            if cfg.autoencoder.decoder_lr_schedule == "cosine":
+                for group in opt.param_groups:  # a function of the epoch: a resume sets it too
+                    group["lr"] = decoder_lr_at(cfg.autoencoder.decoder_lr, epoch,
+                                                cfg.autoencoder.decoder_epochs)
             per_epoch = cfg.autoencoder.decoder_samples_per_epoch or 2 * run.shards.size
             steps = run.steps(per_epoch, batch)
             past = None if frozen is None else run.replay_feed(
