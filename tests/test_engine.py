@@ -43,6 +43,30 @@ def test_tiny_run_writes_full_report(tiny, tmp_path):
     assert report["config"]["name"] == "tiny"
 
 
+def test_regeneration_accuracy_compares_each_probes_class_with_the_classifiers(
+        tiny, tmp_path, monkeypatch):
+    """Each task's probe regenerations are scored against their original's class: with a
+    classifier that always answers class 0, task 1 ({0, 1}) scores its share of class 0
+    and task 2 ({2, 3}) scores 0; a trained one scores its regenerations well."""
+    from binplay import evaluation
+
+    cfg = tiny()
+    train_in_process(cfg, RunFiles(cfg))
+    trained = json.loads((tmp_path / "runs" / "tiny" / "report.json").read_text())
+    rows = trained["regeneration_accuracy"]
+    assert [len(r) for r in rows] == [1, 2] and min(rows[1]) > 50.0  # chance: 25-50
+    assert "Regenerations the classifier files" in (tmp_path / "runs" / "tiny" / "report.md").read_text()
+
+    monkeypatch.setattr(evaluation, "predict", lambda model, images, seen: torch.zeros(
+        len(images), dtype=torch.long))
+    cfg = tiny("name=always0", "autoencoder.decoder_epochs=1", "classifier.epochs=1",
+               "run.fidelity_samples=64")  # a probe of 64: about half of task 1 is class 0
+    train_in_process(cfg, RunFiles(cfg))
+    report = json.loads((tmp_path / "runs" / "always0" / "report.json").read_text())
+    first, second = report["regeneration_accuracy"][1]
+    assert 20.0 < first < 80.0 and second == 0.0
+
+
 def test_uri_storage_publishes_the_run(tiny, tmp_path):
     cfg = tiny(f"run.storage_path=file://{tmp_path}/remote", "autoencoder.decoder_epochs=1",
                "classifier.epochs=1")

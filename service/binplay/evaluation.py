@@ -25,9 +25,13 @@ from binplay.context import TrainContext
 from binplay.data.stream import StreamManifest, read_shards
 from binplay.ledger import Ledger
 from binplay.replay import decode_indices
-from binplay.scoring import class_mask, score
+from binplay.scoring import class_mask, percent, predict, score
 
 GRID_PER_TASK = 8
+
+
+def _row_text(values: list[float | None]) -> str:
+    return " ".join("  -  " if v is None else f"{v:5.1f}" for v in values)
 
 
 class Evaluator:
@@ -75,21 +79,25 @@ class Evaluator:
         history["accuracy"].append(row)
         history.setdefault("val_accuracy", []).append(val_row)
         psnrs: list[float | None] = [None] * (t + 1)
+        identity: list[float | None] = [None] * (t + 1)
         measurement = state.setdefault("measurement", {"probes": {}, "grids": []})
         if "decoder" in models:
-            psnrs = self.fidelity(models["decoder"], ledger, measurement["probes"])
+            psnrs, identity = self.fidelity(models["decoder"], ledger, measurement["probes"],
+                                            models["classifier"], seen)
             measurement["grids"].append(self.grid(models["decoder"], ledger, measurement["probes"]))
         history["fidelity_psnr"].append(psnrs)
+        history.setdefault("regeneration_accuracy", []).append(identity)
         history["fidelity_mse"].append([None if p is None else 10 ** (-p / 10) for p in psnrs])
-        acc_text = " ".join("  -  " if a is None else f"{a:5.1f}" for a in row)
-        psnr_text = " ".join("  -  " if p is None else f"{p:5.1f}" for p in psnrs)
+        acc_text, psnr_text = _row_text(row), _row_text(psnrs)
         self.ctx.info(f"task {t + 1}/{len(self.manifest.tasks)} done | test accuracy per task: "
                       f"{acc_text} | average "
                       + ("-" if average is None else f"{average:.2f}%")
                       + ("" if val_average is None else f" | validation {val_average:.2f}%")
-                      + (f" | PSNR dB: {psnr_text}" if "decoder" in models else ""))
+                      + (f" | PSNR dB: {psnr_text}" if "decoder" in models else "")
+                      + (f" | regenerations classified right %: {_row_text(identity)}"
+                         if "decoder" in models else ""))
         out = {"task": t, "accuracy_row": row, "val_accuracy_row": val_row,
-               "fidelity_psnr_row": psnrs}
+               "fidelity_psnr_row": psnrs, "regeneration_accuracy_row": identity}
         if val_average is not None:
             out["val_average_accuracy"] = val_average
         return out if average is None else {**out, "average_accuracy": average}
@@ -98,19 +106,27 @@ class Evaluator:
         return decode_indices(decoder, torch.tensor(code_index), ledger, self.cfg.codes,
                               self.ctx.device).cpu()
 
-    def fidelity(self, decoder: nn.Module, ledger: Ledger,
-                 probes: dict[int, Any]) -> list[float | None]:
-        """PSNR (dB) of every learnt task's probe: d(c(i)) against the image given c(i)."""
+    def fidelity(self, decoder: nn.Module, ledger: Ledger, probes: dict[int, Any],
+                 classifier: nn.Module, seen: torch.Tensor
+                 ) -> tuple[list[float | None], list[float | None]]:
+        """Per learnt task's probe: PSNR (dB) of d(c(i)) against the image given c(i), and the
+        share (%) of the d(c(i)) that ``classifier`` files under that image's class: how much
+        class identity the regenerations still carry (the classifier after the task, which
+        also trained on them; None where a task has no probe)."""
         psnrs: list[float | None] = []
+        identity: list[float | None] = []
         for rec in ledger.tasks:
             probe = probes.get(rec.task_id)
             if not probe:
                 psnrs.append(None)
+                identity.append(None)
                 continue
             decoded = self._decode_probe(decoder, ledger, probe["code_index"])
-            original, _ = self.originals(rec.task_id, probe["stream_index"])
+            original, labels = self.originals(rec.task_id, probe["stream_index"])
             psnrs.append(metrics.psnr(float(((decoded - original) ** 2).mean())))
-        return psnrs
+            right = predict(classifier, decoded, seen).cpu() == labels
+            identity.append(percent(int(right.sum()), len(labels)))
+        return psnrs, identity
 
     def grid(self, decoder: nn.Module, ledger: Ledger, probes: dict[int, Any]) -> dict[str, Any]:
         """The first probes of every task: regenerated and original (uint8), and their classes."""

@@ -64,6 +64,9 @@ def build_report(cfg: BinPlayConfig, state: dict[str, Any], memory: Memory,
         "equal_memory_buffer_images": metrics.equal_memory_buffer(mb, image_shape),
         "fidelity_psnr": hist["fidelity_psnr"],
         "fidelity_mse": hist["fidelity_mse"],
+        # Per task after each task: % of its probe's regenerations the classifier files under
+        # their original's class (absent from states written before it was measured).
+        "regeneration_accuracy": hist.get("regeneration_accuracy", []),
         "sign_agreement": hist["sign_agreement"],
         "task_seconds": hist["task_seconds"],
         "wall_seconds": wall_seconds,
@@ -121,12 +124,23 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [_fmt(row[j]) if j < len(row) else "" for j in range(T)]
         lines.append(f"| {t + 1} | " + " | ".join(cells) + f" | {sum(row) / len(row):.1f} |")
     lines += ["", "## Regeneration fidelity PSNR (dB) of each task's probe", "", head, sep]
-    for t, row in enumerate(psnr):
+    lines += _task_rows(psnr, T)
+    if any(v is not None for row in report.get("regeneration_accuracy", []) for v in row):
+        lines += ["", "## Regenerations the classifier files under their class (%), each "
+                  "task's probe", "", head, sep]
+        lines += _task_rows(report["regeneration_accuracy"], T)
+    return "\n".join(lines) + "\n"
+
+
+def _task_rows(matrix: list[list[float | None]], tasks: int) -> list[str]:
+    """One table row per task learnt: its value for each task so far, and their mean."""
+    lines = []
+    for t, row in enumerate(matrix):
         vals = [v for v in row if v is not None]
         mean = sum(vals) / len(vals) if vals else None
-        cells = [_fmt(row[j]) if j < len(row) else "" for j in range(T)]
+        cells = [_fmt(row[j]) if j < len(row) else "" for j in range(tasks)]
         lines.append(f"| {t + 1} | " + " | ".join(cells) + f" | {_fmt(mean)} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def class_name(dataset: str, label: int, names: dict[str, str] | None = None) -> str:

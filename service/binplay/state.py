@@ -98,7 +98,8 @@ def fresh_state(cfg: BinPlayConfig) -> RunState:
 def fresh_history() -> dict[str, list]:
     """Per-task metrics (one entry a task: numbers, never samples)."""
     return {"accuracy": [], "val_accuracy": [], "fidelity_psnr": [], "fidelity_mse": [],
-            "sign_agreement": [], "task_seconds": [], "phase_seconds": []}
+            "regeneration_accuracy": [], "sign_agreement": [], "task_seconds": [],
+            "phase_seconds": []}
 
 
 def migrate_state(state: dict[str, Any]) -> dict[str, Any]:
