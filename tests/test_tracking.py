@@ -54,6 +54,9 @@ def test_a_run_writes_its_metrics_as_tensorboard_events_and_they_change_nothing(
         assert events["accuracy/val_average"][t + 1] == pytest.approx(sum(val) / len(val))
         psnr = report["fidelity_psnr"][t]
         assert events["psnr/mean"][t + 1] == pytest.approx(sum(psnr) / len(psnr), rel=1e-6)
+        regen = report["regeneration_accuracy"][t]
+        for j, share in enumerate(regen):
+            assert events[f"regen_accuracy/task_{j + 1}"][t + 1] == pytest.approx(share)
     assert events["memory/carried_bytes"][2] == report["memory_bytes"]
     assert events["memory/classifier_bytes"][2] == report["classifier_bytes"]
     assert events["last_loss/classifier"][2] == events["loss/classifier"][2 * len(plan)]

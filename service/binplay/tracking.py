@@ -15,7 +15,9 @@ directory shared by runs, ``<uri>/<name>/``), or through Ray's ``setup_mlflow``
   ``replay_wait/<phase>`` (share of the epoch spent waiting for rehearsal batches);
 - each task, step = the number of tasks learnt: ``accuracy/test_average``,
   ``accuracy/val_average``, ``accuracy/test_task_<j>``, ``accuracy/val_task_<j>``,
-  ``psnr/task_<j>``, ``psnr/mean``, ``memory/carried_bytes``, ``memory/classifier_bytes``
+  ``psnr/task_<j>``, ``psnr/mean``, ``regen_accuracy/task_<j>`` and ``regen_accuracy/mean``
+  (% of a task's probe regenerations the classifier files under their class),
+  ``memory/carried_bytes``, ``memory/classifier_bytes``
   and ``last_loss/<phase>`` (the phase's final epoch). A Tune trial reports the same
   per-task scalars to Tune, whose own TensorBoard logger writes them into the trial's
   directory (``binplay.tune.trainable``).
@@ -34,7 +36,7 @@ from binplay.config import BinPlayConfig, ConfigError
 from binplay.storage import is_uri, run_root
 
 TENSORBOARD_DIR, MLFLOW_DIR = "tensorboard", "mlruns"
-TASK_GROUPS = ("accuracy", "psnr", "memory", "last_loss")
+TASK_GROUPS = ("accuracy", "psnr", "regen_accuracy", "memory", "last_loss")
 
 
 def check_tracker(cfg: BinPlayConfig) -> None:
@@ -72,11 +74,11 @@ def task_scalars(metrics: dict[str, Any], memory_bytes: int, classifier_bytes: i
                     if a is not None})
         if run_metrics.mean_known(row) is not None:
             out[f"accuracy/{split}_average"] = float(run_metrics.mean_known(row))
-    psnrs = [p for p in metrics.get("fidelity_psnr_row") or [] if p is not None]
-    out.update({f"psnr/task_{j + 1}": float(p)
-                for j, p in enumerate(metrics.get("fidelity_psnr_row") or []) if p is not None})
-    if psnrs:
-        out["psnr/mean"] = sum(psnrs) / len(psnrs)
+    for group, key in (("psnr", "fidelity_psnr_row"), ("regen_accuracy", "regeneration_accuracy_row")):
+        row = metrics.get(key) or []
+        out.update({f"{group}/task_{j + 1}": float(v) for j, v in enumerate(row) if v is not None})
+        if run_metrics.mean_known(row) is not None:
+            out[f"{group}/mean"] = float(run_metrics.mean_known(row))
     out.update({f"last_loss/{phase}": loss for phase, loss in last_loss.items()})
     return out
 
