@@ -29,7 +29,7 @@ $(FMNIST):
 	else echo "note: not root; Fashion-MNIST comes from BINPLAY_DATA_MIRROR or torchvision's download"; fi
 
 setup: $(STAMP)
-	@$(MAKE) --no-print-directory $(FMNIST) || true
+	@[ -f $(FMNIST) ] || $(MAKE) --no-print-directory $(FMNIST) || true
 
 demo: setup
 	$(PYTHON) -m jobs.train --config configs/smoke.yaml
