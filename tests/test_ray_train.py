@@ -149,3 +149,21 @@ def test_the_job_sets_trains_poll_and_ray_datas_read_path(monkeypatch):
     monkeypatch.setattr(ctx, "enable_progress_bars", True)
     configure_ray_data()
     assert ctx.use_datasource_v2 is False and ctx.enable_progress_bars is False
+
+
+def test_a_refused_run_leaves_no_fingerprint_in_an_existing_run_place(tiny, tmp_path):
+    """The Ray path checks the data before it claims the run's place: a corrupt Parquet
+    file in a place that already existed (no marker) leaves it without one, so a corrected
+    config of another fingerprint can still start there."""
+    from binplay.data.types import DataError
+    from binplay.ray_train.trainer import FINGERPRINT_FILE, train_with_ray
+    from binplay.storage import RunFiles, run_root
+
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    cfg = tiny("ray.num_workers=1", f"stream.path={bad}")
+    place = run_root(cfg)
+    os.makedirs(place)
+    with pytest.raises(DataError, match="not a readable Parquet file"):
+        train_with_ray(cfg, RunFiles(cfg))
+    assert not os.path.exists(os.path.join(place, FINGERPRINT_FILE))

@@ -33,23 +33,28 @@ from binplay.storage import RunFiles, run_root, storage_uri
 FINGERPRINT_FILE = "binplay_run.json"
 
 
-def claim_run(cfg: BinPlayConfig) -> bool:
-    """Record the config fingerprint beside the checkpoints; True if the run already exists."""
+def run_exists(cfg: BinPlayConfig) -> bool:
+    """True if the run's place holds a run of this config (its fingerprint beside the
+    checkpoints); a run of another config there is refused."""
     fs, root = pafs.FileSystem.from_uri(run_root(cfg))
     marker = f"{root}/{FINGERPRINT_FILE}"
-    info = fs.get_file_info(marker)
-    if info.type == pafs.FileType.File:
-        with fs.open_input_stream(marker) as fh:
-            saved = json.loads(fh.read())
-        if saved.get("fingerprint") != cfg.fingerprint():
-            raise StateError(f"{run_root(cfg)}: checkpoints were written by a "
-                             f"different config (fingerprint {saved.get('fingerprint')} != "
-                             f"{cfg.fingerprint()}); use the same config or a new run name")
-        return True
+    if fs.get_file_info(marker).type != pafs.FileType.File:
+        return False
+    with fs.open_input_stream(marker) as fh:
+        saved = json.loads(fh.read())
+    if saved.get("fingerprint") != cfg.fingerprint():
+        raise StateError(f"{run_root(cfg)}: checkpoints were written by a "
+                         f"different config (fingerprint {saved.get('fingerprint')} != "
+                         f"{cfg.fingerprint()}); use the same config or a new run name")
+    return True
+
+
+def claim_run(cfg: BinPlayConfig) -> None:
+    """Record the config fingerprint beside the checkpoints (once the run's checks passed)."""
+    fs, root = pafs.FileSystem.from_uri(run_root(cfg))
     fs.create_dir(root, recursive=True)
-    with fs.open_output_stream(marker) as fh:
+    with fs.open_output_stream(f"{root}/{FINGERPRINT_FILE}") as fh:
         fh.write(json.dumps({"fingerprint": cfg.fingerprint(), "name": cfg.name}).encode())
-    return False
 
 
 def check_latest_checkpoint(cfg: BinPlayConfig) -> None:
@@ -124,10 +129,13 @@ def train_with_ray(cfg: BinPlayConfig, files: RunFiles, stream_dir: str | None =
                    callbacks: list | None = None) -> str:
     """Train (or resume) the run with Ray Train; ``stream_dir`` is a shared stream."""
     started = time.time()
-    if claim_run(cfg):
+    exists = run_exists(cfg)
+    if exists:
         print(f"run '{cfg.name}' exists in {run_root(cfg)}: resuming from its latest "
               f"checkpoint", flush=True)
     manifest = prepare_stream(cfg, files, stream_dir=stream_dir)
     check_models_fit(cfg, manifest.image_shape, manifest.num_classes)
+    if not exists:  # after the data and model checks: a refused run leaves no marker
+        claim_run(cfg)
     state = fit_stream(cfg, manifest, callbacks)
     return finish(cfg, manifest, state, files, time.time() - started)
