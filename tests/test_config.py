@@ -153,3 +153,28 @@ def test_cpu_presets_name_every_switch_beyond_the_paper(name):
             assert "BEYOND-PAPER" in line, line
     cfg = load_config(f"configs/{name}.yaml")
     assert cfg.stream.train_per_class is None  # every strategy sees the whole stream
+
+
+SEARCHES = sorted((REPO / "configs" / "tune").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SEARCHES, ids=lambda p: p.name)
+def test_every_shipped_search_validates(path):
+    from binplay.tune.config import check_search, load_search
+
+    search, base = load_search(path)
+    check_search(search, base, str(path))  # its base and every dimension, as jobs.tune checks
+
+
+@pytest.mark.parametrize("dataset", ["split_mnist", "split_fmnist"])
+def test_the_method_searches_of_a_dataset_share_one_budget(dataset):
+    """Issue 26's yardstick: BinPlay, ER and DER++ are chosen by searches of the same budget
+    (draws, dimensions, tasks, scheduler, resources), differing only in the space's fields."""
+    from binplay.tune.config import load_search
+
+    searches = {m: load_search(REPO / "configs" / "tune" / f"{dataset}_{m}.yaml")[0]
+                for m in ("binplay", "er", "derpp")}
+    budget = {m: s.model_dump(exclude={"name", "base", "overrides", "space"})
+              for m, s in searches.items()}
+    assert budget["er"] == budget["binplay"] == budget["derpp"]
+    assert {len(s.space) for s in searches.values()} == {4}
