@@ -108,7 +108,8 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tiny, tmp_path)
     # longer trials than the other test: the kill must land inside the second trial
     # The space changes nothing that is learnt: equal metrics, so ASHA stops no trial and
     # each one finishes (a stopped trial would leave no report to compare).
-    path = _search(tiny, tmp_path, None, {"autoencoder.decoder_epochs": 15},
+    # run.tracker none: no TensorBoard files anywhere, Tune's own logger's included.
+    path = _search(tiny, tmp_path, None, {"autoencoder.decoder_epochs": 15, "run.tracker": "none"},
                    space={"run.fidelity_samples": {"grid": [8, 9, 10]}})
     out = tmp_path / "search"
     args = ["jobs.tune", "--config", str(path), "--output", str(out)]
@@ -136,3 +137,5 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tiny, tmp_path)
         assert f"Trial binplay_t_{t} started" not in second
         assert runs[t].stat().st_mtime == mtimes[t]
     assert second.count("task 1/2 starts") == 1  # the killed trial resumed at task 2
+    assert not list(out.rglob("events.out.tfevents*")), "run.tracker none wrote TensorBoard files"
+    assert list(out.rglob("result.json"))  # Tune's JSON logger, which the results come from

@@ -20,7 +20,7 @@ directory shared by runs, ``<uri>/<name>/``), or through Ray's ``setup_mlflow``
   ``memory/carried_bytes``, ``memory/classifier_bytes``
   and ``last_loss/<phase>`` (the phase's final epoch). A Tune trial reports the same
   per-task scalars to Tune, whose own TensorBoard logger writes them into the trial's
-  directory (``binplay.tune.trainable``).
+  directory (``binplay.tune.trainable``; none under ``run.tracker: none``).
 """
 
 from __future__ import annotations
@@ -174,8 +174,13 @@ class MlflowTracker(Tracker):
 
 def tune_callbacks(cfg: BinPlayConfig, search_dir: str) -> list:
     """A search's Tune callbacks for its tracker. TensorBoard needs none: Tune's default
-    ``TBXLoggerCallback`` already writes every trial's reports into its directory. MLflow:
-    Ray's ``MLflowLoggerCallback`` (one MLflow run per trial, on the search's driver)."""
+    ``TBXLoggerCallback`` already writes every trial's reports into its directory. None: a
+    TensorBoard logger that writes nothing, in place of Tune's. MLflow: Ray's
+    ``MLflowLoggerCallback`` (one MLflow run per trial, on the search's driver)."""
+    if cfg.run.tracker == "none":
+        from binplay.tune.loggers import NoTensorBoard
+
+        return [NoTensorBoard()]
     if cfg.run.tracker != "mlflow":
         return []
     check_tracker(cfg)
