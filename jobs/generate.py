@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         from torchvision.utils import save_image
 
-        from binplay.data.stream import write_shard
+        from binplay.data.shards import write_shard
         from binplay.inference import SavedRun
 
         if args.state:

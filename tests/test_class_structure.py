@@ -12,7 +12,8 @@ from test_engine import _run
 from binplay.assignment import GroupedCodeBook, greedy_reference
 from binplay.codes import stream_codes
 from binplay.config import ConfigError
-from binplay.data.stream import build_stream, read_shards
+from binplay.data.shards import read_shards
+from binplay.data.stream import build_stream
 from binplay.ledger import Ledger, TaskRecord
 
 CLASSY = ("stream.order=class", "codes.class_bits=4", "codes.task_bits=0")

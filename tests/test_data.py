@@ -10,8 +10,9 @@ import torch
 
 import binplay.data.stream as stream_module
 from binplay.config import load_config
+from binplay.data.shards import read_shards, write_shard
 from binplay.data.sources import DEBIAN_FMNIST, DataError, load_builtin
-from binplay.data.stream import build_stream, read_shards, write_shard
+from binplay.data.stream import build_stream
 from binplay.data.user import read_image_folder, read_image_parquet
 from conftest import MIRROR, png_bytes, require, synthetic_images, write_parquet
 

@@ -18,7 +18,7 @@ def test_derpp_buffer_holds_images_labels_and_the_logits_of_their_time(tiny, tmp
     real = DerppStrategy.end_task
 
     def record(self, run, *args):
-        from binplay.data.stream import read_shards
+        from binplay.data.shards import read_shards
 
         _, images, _ = read_shards(run.shards.train)
         logits_at_end[run.t] = self._logits(run, images)
@@ -36,7 +36,8 @@ def test_derpp_buffer_holds_images_labels_and_the_logits_of_their_time(tiny, tmp
     # Each sample's logits are those the classifier gave it at the end of its own task.
     first = buffer["labels"] < 2
     assert first.any() and (~first).any()
-    from binplay.data.stream import build_stream, read_shards
+    from binplay.data.shards import read_shards
+    from binplay.data.stream import build_stream
 
     manifest = build_stream(cfg, tmp_path / "stream")
     for t, task in enumerate(manifest.tasks):

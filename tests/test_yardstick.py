@@ -13,7 +13,8 @@ import torch
 from test_engine import _run
 
 from binplay.config import ConfigError, load_config
-from binplay.data.stream import build_stream, read_shards, task_rows, validation_count
+from binplay.data.shards import read_shards
+from binplay.data.stream import build_stream, task_rows, validation_count
 from binplay.data.types import ImageSet
 from binplay.launch import train
 from binplay.memory import carried, carried_bytes, classifier_bytes

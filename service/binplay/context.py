@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from binplay.data.stream import TaskShards, read_shards
+from binplay.data.shards import read_shards
+from binplay.data.stream import TaskShards
 from binplay.replay import ReplaySource
 
 TaskData = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # stream index, uint8 images, labels

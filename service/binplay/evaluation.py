@@ -22,7 +22,8 @@ from torch import nn
 from binplay import metrics
 from binplay.config import BinPlayConfig
 from binplay.context import TrainContext
-from binplay.data.stream import StreamManifest, read_shards
+from binplay.data.shards import read_shards
+from binplay.data.stream import StreamManifest
 from binplay.ledger import Ledger
 from binplay.replay import decode_indices
 from binplay.scoring import class_mask, percent, predict, score

@@ -99,7 +99,8 @@ class SavedRun:
     def evaluate(self, stream_overrides: list[str], workdir: str | Path) -> dict[str, Any]:
         """Accuracy on the test split of every learnt task, with the test stream rebuilt from
         the run's own config (``stream.*`` overrides only: another data_root, the full split)."""
-        from binplay.data.stream import build_stream, read_shards
+        from binplay.data.shards import read_shards
+        from binplay.data.stream import build_stream
 
         if any(not item.startswith("stream.") for item in stream_overrides):
             raise ConfigError("--set: evaluate only overrides stream.* fields")

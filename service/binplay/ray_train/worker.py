@@ -21,7 +21,8 @@ import torch
 
 from binplay.config import BinPlayConfig
 from binplay.context import TaskData, TrainContext
-from binplay.data.stream import StreamManifest, TaskShards, table_to_tensors
+from binplay.data.shards import table_to_tensors
+from binplay.data.stream import StreamManifest, TaskShards
 from binplay.engine import run_stream
 from binplay.metrics import mean_known
 from binplay.ray_train.checkpoints import newest_checkpoint, progress

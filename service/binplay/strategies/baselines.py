@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from binplay.config import ClassifierConfig
-from binplay.data.stream import read_shards
+from binplay.data.shards import read_shards
 from binplay.memory import budget_bytes, carried_bytes
 from binplay.models import vae
 from binplay.seeding import derived_seed
