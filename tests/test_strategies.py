@@ -191,6 +191,38 @@ def test_decoder_lr_schedule_sets_each_decoder_epochs_lr(tiny, tmp_path, monkeyp
     assert seen == pytest.approx(expected * 2)  # both tasks start again at decoder_lr
 
 
+def test_feature_loss_reads_the_frozen_pre_task_classifier_trunk(tiny, tmp_path, monkeypatch):
+    """BEYOND-PAPER `autoencoder.feature_loss_weight`: the decoder's loss adds the distance of
+    the classifier trunk's features, taken from the classifier as it stands before each
+    task's classifier phase (task 2: the one task 1 trained), frozen; 0 passes none."""
+    from binplay.strategies import binplay as strategy
+
+    calls: list[dict] = []
+    original = strategy.ae.decoder_epoch
+
+    def spy(decoder, **kw):
+        out = original(decoder, **kw)
+        trunk = kw["features"]
+        calls.append({"loss": out["loss"], "weight": kw["feature_weight"],
+                      "weights": None if trunk is None else
+                      [p.detach().clone() for p in trunk.parameters()],
+                      "frozen": trunk is None or not any(p.requires_grad for p in trunk.parameters())})
+        return out
+
+    monkeypatch.setattr(strategy.ae, "decoder_epoch", spy)
+    _run(tiny("autoencoder.decoder_epochs=2", "classifier.epochs=1", "name=pixels"), tmp_path)
+    pixels = calls[:]
+    calls.clear()
+    _run(tiny("autoencoder.decoder_epochs=2", "classifier.epochs=1", "name=features",
+              "autoencoder.feature_loss_weight=1.0"), tmp_path / "f")
+    assert all(c["weights"] is None for c in pixels)
+    assert all(c["weight"] == 1.0 and c["frozen"] for c in calls) and len(calls) == 4
+    task1, task2 = calls[0]["weights"], calls[2]["weights"]
+    assert all(torch.equal(a, b) for a, b in zip(task1, calls[1]["weights"], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(task1, task2, strict=True))  # trained
+    assert calls[0]["loss"] > pixels[0]["loss"]  # the same first epoch, plus the feature term
+
+
 def test_mix_real_inputs_gives_the_classifier_reconstructions_and_real_images(tiny, tmp_path,
                                                                               classifier_calls):
     """The split-MNIST preset's switch: each current image twice, decoded and real."""

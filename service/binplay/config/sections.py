@@ -151,6 +151,12 @@ class AutoencoderConfig(_Strict):
     batch_size: int = Field(128, gt=0)
     lr: float = Field(1e-3, gt=0)
     decoder_lr: float = Field(1e-3, gt=0)
+    feature_loss_weight: float = setting(
+        0.0, ge=0, description="BEYOND-PAPER: the decoder's loss adds this weight x the mean "
+        "squared distance between the classifier's conv features (its `features` trunk, as it "
+        "stands before the task's classifier phase, frozen) of each regeneration and of its "
+        "target, so the decoder's bytes go to what the classifier reads. 0: pixel MSE only "
+        "(the paper)", neutral=0.0, readers=BINPLAY_ONLY)
     decoder_lr_schedule: Literal["constant", "cosine"] = setting(
         "constant", description="BEYOND-PAPER: cosine: the decoder phase's lr falls from "
         "decoder_lr towards 0 over each task's decoder epochs (half a cosine, set at each "

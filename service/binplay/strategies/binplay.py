@@ -11,6 +11,7 @@ as its task's decoder epochs end (binplay.models.quantise), before the classifie
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,12 @@ class BinPlayStrategy(Strategy):
             weights = fresh_encoder(cfg, run.manifest.image_shape, run.t).state_dict()
             run.models["encoder"].load_state_dict(weights)
         self.frozen_decoder = run.frozen.get("decoder") if cfg.autoencoder.self_rehearsal else None
+        self.features: nn.Module | None = None
+        if cfg.autoencoder.feature_loss_weight > 0:
+            # The classifier before this task's classifier phase (the decoder phase comes
+            # first), frozen: its trunk, so the decoder spends its bytes on what it reads.
+            self.features = copy.deepcopy(run.models["classifier"].features).eval()
+            self.features.requires_grad_(False)
         self.mapping: torch.Tensor | None = None
         if "mapping" in run.state:
             if run.state.get("world_size", 1) != ctx.world_size:
@@ -143,7 +150,8 @@ class BinPlayStrategy(Strategy):
                 share=ae.decoder_past_share(self.task, cfg.autoencoder))
             m = ae.decoder_epoch(run.wrapped["decoder"], opt=opt, task=self.task,
                                  mapping=self.mapping, past=past, gen=gen, steps=steps,
-                                 batch=local)
+                                 batch=local, features=self.features,
+                                 feature_weight=cfg.autoencoder.feature_loss_weight)
         return m, steps * batch
 
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:
