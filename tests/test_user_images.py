@@ -314,3 +314,54 @@ def test_learn_refuses_a_size_the_models_cannot_take(photos, tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "(3, 50, 50)" in err and "multiples of 4" in err
     assert not (tmp_path / "s" / "versions").exists()
+
+
+def _named_folder(root: Path, names: tuple[str, ...], per_class: int = 8) -> Path:
+    """Photos of CLASSES' bars under the given directory names (sorted: labels 0, 1, ...)."""
+    rng = np.random.default_rng(7)
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for k in range(per_class):
+            angle = CLASSES.index(name) if name in CLASSES else 0
+            _write(_photo(angle, k, rng), root / name / f"{k:03d}.png")
+    return root
+
+
+def test_a_later_folder_keeps_known_class_names_and_gives_new_ones_new_labels(
+        photos, tmp_path, capsys):
+    """Sorted directory names are labels 0, 1, ... within one folder; across learns the
+    state's names decide: dog stays 1, fish (new) takes 2, not the 0 and 1 of its folder."""
+    config = photo_config(photos, tmp_path, "classifier.max_classes=4")
+    state = tmp_path / "state"
+    first = _named_folder(tmp_path / "a", ("cat", "dog"))
+    code, _, err = _job("learn", ["--state", str(state), "--data", str(first),
+                                  "--config", str(config)], capsys)
+    assert code == 0, err
+    second = _named_folder(tmp_path / "b", ("dog", "fish"))
+    code, out, err = _job("learn", ["--state", str(state), "--data", str(second)], capsys)
+    assert code == 0, err
+    tasks = json.loads((state / "versions" / "v0002" / "ledger.json").read_text())["tasks"]
+    assert [t["classes"] for t in tasks] == [[0, 1], [1, 2]]
+    assert [t["class_names"] for t in tasks] == [{"0": "cat", "1": "dog"}, {"1": "dog", "2": "fish"}]
+    # jobs.evaluate labels a test folder by the same names; a class never learnt is refused.
+    code, _, err = _job("evaluate", ["--state", str(state), "--data", str(second),
+                                     "--output", str(tmp_path / "ev")], capsys)
+    assert code == 0, err
+    result = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert set(result["accuracy_per_class"]) == {"1", "2"}
+    birds = _named_folder(tmp_path / "c", ("bird", "dog"))
+    code, _, err = _job("evaluate", ["--state", str(state), "--data", str(birds),
+                                     "--output", str(tmp_path / "ev2")], capsys)
+    assert code == 2 and "class 'bird' is not one the state learnt (cat, dog, fish)" in err, err
+    # A Parquet file's label_name must agree with the state's names: one line, nothing written.
+    x = np.stack([np.asarray(ImageOps.fit(_photo(2, k, np.random.default_rng(k)).convert("RGB"),
+                                          (SHAPE[2], SHAPE[1]))) for k in range(4)])
+    blobs = [_bytes(Image.fromarray(img), "PNG") for img in x]
+    pq.write_table(pa.table({"image": blobs, "label": [0] * 4, "label_name": ["fish"] * 4}),
+                   tmp_path / "fish.parquet")
+    before = digest(state)
+    code, _, err = _job("learn", ["--state", str(state), "--data", str(tmp_path / "fish.parquet")],
+                        capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "class 'fish' has label 0, but the state learnt it as label 2" in err
+    assert digest(state) == before

@@ -45,6 +45,7 @@ class TaskEntry(Record):
     last_index: int
     classes: list[int]
     class_ranges: list[list[int]] = []
+    class_names: dict[str, str] = {}  # label -> name where the data named its classes
     data_sha256: str  # of the --data file (or folder): a re-run is recognised, other data is not mixed
     test_sha256: str | None = None
     source: str
