@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         from binplay.config import BinPlayConfig
         from binplay.ray_train.cluster import ensure_ray
         from binplay.validation import check_state_location
+        from binplay.versions.classes import ledger_names
         from binplay.versions.predict import check_input, predict
         from binplay.versions.store import StateStore
         from binplay.versions.use import image_shape, open_version
@@ -42,10 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="binplay-predict-") as tmp:
             version, run = open_version(store, args.version, tmp)
             payload, shape = run.path.read_bytes(), image_shape(run)
+        names = ledger_names(store.ledger(version))  # a prediction_name column where named
         resize = run.cfg.stream.resize  # images are brought to the state's shape as its learns did
         data = check_input(Path(args.data), shape, resize)  # before Ray starts
         ensure_ray(BinPlayConfig.model_validate(run.state["config"]))
-        result = predict(payload, data, Path(args.output), args.batch_size)
+        result = predict(payload, data, Path(args.output), args.batch_size, names)
         print(f"version {version}: {result['rows']} predictions -> {result['output']}")
 
     return run_guarded(body)

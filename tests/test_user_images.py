@@ -257,7 +257,9 @@ def photo_state(photos, tmp_path_factory):
 
 def test_learn_evaluate_and_predict_on_a_folder_of_photos(photos, photo_state, tmp_path, capsys):
     from binplay.state import load_state
+    from binplay.versions.classes import ledger_names
     from binplay.versions.predict import Scorer, check_input
+    from binplay.versions.store import StateStore
 
     saved = load_state(photo_state / "versions" / "v0001")
     assert list(saved["image_shape"]) == list(SHAPE) and saved["num_classes"] == 3
@@ -277,15 +279,18 @@ def test_learn_evaluate_and_predict_on_a_folder_of_photos(photos, photo_state, t
     with pytest.raises(DataError, match=r"image of shape \(3, 48, 64\) \(C, H, W\), the state's"):
         check_input(tmp_path / "x.parquet", SHAPE, "none")  # without resize: refused, one line
     payload = (photo_state / "versions" / "v0001" / "state.pt").read_bytes()
+    names = ledger_names(StateStore(str(photo_state)).ledger(1))  # what jobs.predict passes
+    assert names == dict(enumerate(CLASSES))
     threads = torch.get_num_threads()
     try:
-        scored = Scorer(payload, str(tmp_path / "x.parquet"))(table)
+        scored = Scorer(payload, str(tmp_path / "x.parquet"), names=names)(table)
     finally:
         torch.set_num_threads(threads)  # the scorer sets 1 for its Ray actor
     assert scored.column("id").to_pylist() == list(range(6))
     probs = np.array(scored.column("probabilities").to_pylist())
     assert probs.shape == (6, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
     assert scored.column("prediction").to_pylist() == probs.argmax(axis=1).tolist()
+    assert scored.column("prediction_name").to_pylist() == [CLASSES[p] for p in probs.argmax(axis=1)]
 
 
 def test_learn_refuses_a_corrupt_photo_in_one_line_or_skips_it(photos, photo_state, tmp_path, capsys):

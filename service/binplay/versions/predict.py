@@ -91,8 +91,10 @@ def _decoded(blob: bytes | None, where: str, shape: tuple[int, int, int],
 class Scorer:
     """A Ray Data UDF: one classifier per actor, built from the version's state bytes."""
 
-    def __init__(self, state: bytes, origin: str, column: str | None = None):
+    def __init__(self, state: bytes, origin: str, column: str | None = None,
+                 names: dict[int, str] | None = None):
         self.column = column  # None: the Parquet file's image column; a folder's: FOLDER_COLUMN
+        self.names = names or {}  # the ledger's class names: a prediction_name column
         self._tmp = tempfile.TemporaryDirectory(prefix="binplay-predict-")
         (Path(self._tmp.name) / STATE_FILE).write_bytes(state)
         torch.set_num_threads(1)
@@ -112,15 +114,19 @@ class Scorer:
         probs = probabilities(self.run, images)
         top = probs.max(dim=1)
         kept = batch.drop_columns([name])
-        return (kept.append_column("prediction", pa.array(top.indices.numpy(), pa.int64()))
-                .append_column("probability", pa.array(top.values.numpy(), pa.float32()))
-                .append_column("probabilities", pa.array(list(probs.numpy()), pa.list_(pa.float32()))))
+        out = (kept.append_column("prediction", pa.array(top.indices.numpy(), pa.int64()))
+               .append_column("probability", pa.array(top.values.numpy(), pa.float32()))
+               .append_column("probabilities", pa.array(list(probs.numpy()), pa.list_(pa.float32()))))
+        if not self.names:
+            return out
+        return out.append_column("prediction_name", pa.array(
+            [self.names.get(int(label)) for label in top.indices.tolist()], pa.string()))
 
 
-def predict(run_state: bytes, data: PredictInput, output: Path,
-            batch_size: int = 64) -> dict[str, Any]:
+def predict(run_state: bytes, data: PredictInput, output: Path, batch_size: int = 64,
+            names: dict[int, str] | None = None) -> dict[str, Any]:
     """Score every row of ``data`` (``check_input``'s) with Ray Data; writes Parquet parts
-    under ``output``."""
+    under ``output`` (with ``names``, the ledger's: a ``prediction_name`` column too)."""
     import ray
     import ray.data
 
@@ -141,7 +147,8 @@ def predict(run_state: bytes, data: PredictInput, output: Path,
             column = None
         (rows_in.map_batches(Scorer, fn_constructor_kwargs={"state": run_state,
                                                               "origin": str(data.path),
-                                                              "column": column},
+                                                              "column": column,
+                                                              "names": names},
                              batch_size=batch_size, batch_format="pyarrow", concurrency=1,
                              num_cpus=READ_CPUS)
          .write_parquet(f"local://{staging.resolve()}"))
