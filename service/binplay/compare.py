@@ -176,11 +176,14 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset:
     return "\n".join(lines) + "\n"
 
 
-def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
+def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path, dataset: str = "") -> None:
+    """Test accuracy against the MB carried, one curve per sized strategy (error bars: sd over
+    the seeds that ran, n beside each point), the bounds as levels."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for strategy in sorted({s["strategy"] for s in summary}):
@@ -189,14 +192,24 @@ def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path) -> None:
         if points:
             xs, ys, es = zip(*points)
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy)
+            for s in summary:
+                if s["strategy"] == strategy and len(s["seeds"]) > 1:
+                    ax.annotate(f"n={len(s['seeds'])}", (s["memory_mb"], s["mean"]), fontsize=7,
+                                textcoords="offset points", xytext=(4, -10))
     for s in summary:  # fine-tuning and joint keep no memory: a level, not a curve
         if STRATEGIES[s["strategy"]].bound:
             ax.axhline(s["mean"], linestyle="--", linewidth=1, color="grey")
             ax.annotate(s["strategy"], (0.01, s["mean"]), xycoords=("axes fraction", "data"),
                         va="bottom", fontsize=8, color="grey")
     ax.set_xscale("log")
-    ax.set_xlabel("memory kept about the past (MB)")
-    ax.set_ylabel("average accuracy after the last task (%)")
+    sizes = sorted({round(s["memory_mb"], 2) for s in summary if sized_by_memory(s["strategy"])})
+    ax.xaxis.set_major_locator(FixedLocator(sizes))  # the sizes run, not powers of ten
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{x:g}" for x in sizes])
+    ax.set_xlabel("memory carried from task to task (MB; the classifier beside it)")
+    ax.set_ylabel("test accuracy after the last task (%)")
+    if dataset:
+        ax.set_title(f"{dataset}: mean +- sd over seeds (n where more than one)", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -249,5 +262,5 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
     (output / "compare.json").write_text(json.dumps(result, indent=1))
     (output / "compare.md").write_text(markdown(summary, rows, stream.dataset))
     if len(memory_mbs) > 1:
-        plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png")
+        plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png", stream.dataset)
     return result
