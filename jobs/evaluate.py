@@ -29,9 +29,8 @@ def _evaluate_state(args: argparse.Namespace) -> None:
     import tempfile
 
     from binplay.config import ConfigError
-    from binplay.validation import check_labels_fit, check_state_location
-    from binplay.versions.classes import align
-    from binplay.versions.inputs import read_images
+    from binplay.validation import check_state_location
+    from binplay.versions.classes import read_learnt
     from binplay.versions.store import StateStore
     from binplay.versions.use import accuracy_report, image_shape, open_version, write_evaluation
 
@@ -41,10 +40,9 @@ def _evaluate_state(args: argparse.Namespace) -> None:
     store = StateStore(args.state)
     with tempfile.TemporaryDirectory(prefix="binplay-evaluate-") as tmp:
         version, run = open_version(store, args.version, tmp)
-        data = read_images(args.data, "--data", image_shape(run), stream=run.cfg.stream)
         # A folder's sorted class directories are labelled by the names the state learnt.
-        data, _ = align(data, args.data, store.ledger(version), f"--data {args.data}", new=False)
-        check_labels_fit(data.labels, run.state["num_classes"], f"--data {args.data}")
+        data, _ = read_learnt(args.data, "--data", image_shape(run), store.ledger(version),
+                              run.state["num_classes"], run.cfg.stream, new=False)
         result = {"state": store.uri, "version": version, "data": args.data,
                   "tasks": run.state["ledger"]["tasks"], **accuracy_report(run, data)}
     out = Path(args.output or f"evaluation-v{version:04d}")

@@ -68,17 +68,16 @@ def task_scalars(metrics: dict[str, Any], memory_bytes: int, classifier_bytes: i
     """A task end's numbers as flat scalars (tasks without test or validation rows left out)."""
     out: dict[str, float] = {"memory/carried_bytes": float(memory_bytes),
                              "memory/classifier_bytes": float(classifier_bytes)}
-    for split, key in (("test", "accuracy_row"), ("val", "val_accuracy_row")):
+    for task_name, mean_name, key in (
+            ("accuracy/test_task_", "accuracy/test_average", "accuracy_row"),
+            ("accuracy/val_task_", "accuracy/val_average", "val_accuracy_row"),
+            ("psnr/task_", "psnr/mean", "fidelity_psnr_row"),
+            ("regen_accuracy/task_", "regen_accuracy/mean", "regeneration_accuracy_row")):
         row = metrics.get(key) or []
-        out.update({f"accuracy/{split}_task_{j + 1}": float(a) for j, a in enumerate(row)
-                    if a is not None})
-        if run_metrics.mean_known(row) is not None:
-            out[f"accuracy/{split}_average"] = float(run_metrics.mean_known(row))
-    for group, key in (("psnr", "fidelity_psnr_row"), ("regen_accuracy", "regeneration_accuracy_row")):
-        row = metrics.get(key) or []
-        out.update({f"{group}/task_{j + 1}": float(v) for j, v in enumerate(row) if v is not None})
-        if run_metrics.mean_known(row) is not None:
-            out[f"{group}/mean"] = float(run_metrics.mean_known(row))
+        out.update({f"{task_name}{j + 1}": float(v) for j, v in enumerate(row) if v is not None})
+        mean = run_metrics.mean_known(row)
+        if mean is not None:
+            out[mean_name] = float(mean)
     out.update({f"last_loss/{phase}": loss for phase, loss in last_loss.items()})
     return out
 

@@ -20,7 +20,7 @@ import torch
 
 # DataError and ImageSet are defined in binplay.data.types; other modules import them from here.
 from binplay.data.types import DataError, ImageSet
-from binplay.data.user import folder_classes, parquet_class_names, read_image_parquet
+from binplay.data.user import read_image_parquet, user_class_names
 
 MIRROR_ENV = "BINPLAY_DATA_MIRROR"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -47,11 +47,11 @@ def class_names(dataset: str, path: str | None = None) -> dict[int, str]:
     if not path:
         return {}
     try:
-        if dataset == "image_folder":
-            return {label: name for label, name, _ in folder_classes(path)}
-        return parquet_class_names(path)
+        return user_class_names(path)[0]
     except (DataError, OSError):
         return {}
+
+
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 

@@ -226,6 +226,17 @@ def folder_classes(root: str | Path) -> list[tuple[int, str, Path]]:
     return [(int(p.name) if numeric else order, p.name, p) for order, p in enumerate(class_dirs)]
 
 
+def user_class_names(path: str | Path) -> tuple[dict[int, str], bool]:
+    """(name by label, positional) of user data: an image folder's directory names, or a
+    Parquet file's ``label_name`` column ({} without one). ``positional``: the labels are only
+    the sorted order of named directories, not labels the user gave."""
+    path = Path(path)
+    if path.is_dir():
+        found = folder_classes(path)
+        return {label: name for label, name, _ in found}, not all(n.isdigit() for _, n, _ in found)
+    return parquet_class_names(path), False
+
+
 def read_image_folder(root: str | Path, expected_shape: Shape | None = None,
                       resize: Resize = "none", on_bad_image: OnBadImage = "error") -> ImageSet:
     collect = _Collect(expected_shape, resize, on_bad_image)

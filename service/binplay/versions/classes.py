@@ -16,20 +16,12 @@ from pathlib import Path
 
 import torch
 
+from binplay.config import StreamConfig
 from binplay.data.types import DataError, ImageSet
-from binplay.data.user import folder_classes, parquet_class_names
+from binplay.data.user import user_class_names
+from binplay.validation import check_labels_fit
+from binplay.versions.inputs import Shape, read_images
 from binplay.versions.store import VersionLedger
-
-
-def given_names(path: str | Path) -> tuple[dict[int, str], bool]:
-    """(name by label, positional) of a learn's data: an image folder's directory names, or
-    a Parquet file's ``label_name`` column ({} without one); ``positional``: the labels are
-    only the sorted order of named directories, not the user's."""
-    path = Path(path)
-    if path.is_dir():
-        found = folder_classes(path)
-        return {label: name for label, name, _ in found}, not all(n.isdigit() for _, n, _ in found)
-    return parquet_class_names(path), False
 
 
 def ledger_names(ledger: VersionLedger) -> dict[int, str]:
@@ -69,16 +61,23 @@ def class_map(names: dict[int, str], positional: bool, known: dict[int, str],
     return {label: label for label in names}
 
 
-def align(data: ImageSet, path: str | Path, ledger: VersionLedger, origin: str,
-          new: bool = True, also: dict[int, str] | None = None) -> tuple[ImageSet, dict[int, str]]:
-    """Images in the state's label space, and the names of their labels there. ``new``:
-    names the state has not learnt take new labels (a learn's data), else are refused;
-    ``also``: named labels learnt besides the ledger's (a learn's data, for its --test)."""
-    names, positional = given_names(path)
+def read_learnt(path: str | Path, flag: str, shape: Shape | None, ledger: VersionLedger,
+                head: int | None, stream: StreamConfig | None = None, why: str | None = None,
+                new: bool = True, also: dict[int, str] | None = None
+                ) -> tuple[ImageSet, dict[int, str]]:
+    """A learn's or an evaluation's images (``read_images``) in the state's label space, and
+    the names of their labels there; the labels are checked against the ``head`` outputs
+    once they are the state's. ``new``: names the state has not learnt take new labels (a
+    learn's data), else are refused; ``also``: named labels learnt besides the ledger's (a
+    learn's data, for its --test)."""
+    data = read_images(path, flag, shape, stream)
+    names, positional = user_class_names(path)
     known = ledger_names(ledger) | (also or {})
     used = {c for task in ledger.tasks for c in task.classes} | set(also or {})
-    mapping = class_map(names, positional, known, used, origin, new)
-    return relabel(data, mapping), {mapping[label]: name for label, name in names.items()}
+    mapping = class_map(names, positional, known, used, f"{flag} {path}", new)
+    data = relabel(data, mapping)
+    check_labels_fit(data.labels, head, f"{flag} {path}", why)
+    return data, {mapping[label]: name for label, name in names.items()}
 
 
 def relabel(data: ImageSet, mapping: dict[int, int]) -> ImageSet:

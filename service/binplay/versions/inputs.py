@@ -17,7 +17,7 @@ import torch
 from binplay.config import StreamConfig
 from binplay.data.types import DataError, ImageSet
 from binplay.data.user import image_files, read_image_folder, read_image_parquet
-from binplay.validation import check_image_shape, check_labels_fit
+from binplay.validation import check_image_shape
 
 Shape = tuple[int, int, int]
 
@@ -46,7 +46,7 @@ def fingerprint(path: str | Path) -> str:
 
 
 def read_images(path: str | Path, flag: str, shape: Shape | None,
-                head: int | None = None, stream: StreamConfig | None = None) -> ImageSet:
+                stream: StreamConfig | None = None) -> ImageSet:
     """A Parquet file (``image`` or ``img.bytes``, ``label``) or an image folder. Each image
     is decoded as stored and compared with ``shape``, never converted, unless the state's
     ``stream.resize`` brings it to ``shape`` (``binplay.data.user``); ``stream.on_bad_image``
@@ -58,9 +58,7 @@ def read_images(path: str | Path, flag: str, shape: Shape | None,
                   on_bad_image=stream.on_bad_image if stream is not None else "error")
     if shape is not None:
         check_image_shape(data.images.shape[1:], shape, f"{flag} {path}", whose="the state's")
-    check_labels_fit(data.labels, head, f"{flag} {path}",
-                     why="classifier.max_classes, fixed at the first learn")
-    return data
+    return data  # labels: binplay.versions.classes.read_learnt puts them in the state's space
 
 
 def classes_of(data: ImageSet) -> list[int]:

@@ -38,9 +38,8 @@ from binplay.state import (
 )
 from binplay.storage import RunFiles, place_run
 from binplay.tracking import check_tracker
-from binplay.validation import check_labels_fit
-from binplay.versions.classes import align
-from binplay.versions.inputs import fingerprint, read_images
+from binplay.versions.classes import read_learnt
+from binplay.versions.inputs import fingerprint
 from binplay.versions.lock import StateBusy, StateLock
 from binplay.versions.plan import check_head, learn_config, plan_task, seed_state, stage_task
 from binplay.versions.store import (
@@ -114,17 +113,13 @@ def _learn(store: StateStore, lock: StateLock, req: LearnRequest, tmp: Path, log
         torch.set_num_threads(cfg.run.threads)
     shape = tuple(saved["image_shape"]) if saved else cfg.stream.image_shape
     head = saved["num_classes"] if saved else cfg.head_classes
-    data, names = align(read_images(req.data, "--data", shape, head, cfg.stream), req.data,
-                        ledger, f"--data {req.data}")
-    check_labels_fit(data.labels, head, f"--data {req.data}",
-                     why="classifier.max_classes, fixed at the first learn")
+    fixed = "classifier.max_classes, fixed at the first learn"
+    data, names = read_learnt(req.data, "--data", shape, ledger, head, cfg.stream, fixed)
     shape = shape or tuple(int(d) for d in data.images.shape[1:])
     test = None
     if req.test:  # its classes by the names the state and this learn's data give them
-        test, _ = align(read_images(req.test, "--test", shape, head, cfg.stream), req.test,
-                        ledger, f"--test {req.test}", new=False, also=names)
-        check_labels_fit(test.labels, head, f"--test {req.test}",
-                         why="classifier.max_classes, fixed at the first learn")
+        test, _ = read_learnt(req.test, "--test", shape, ledger, head, cfg.stream, fixed,
+                              new=False, also=names)
     data_sha = fingerprint(req.data)
     if ledger.tasks and ledger.tasks[-1].data_sha256 == data_sha:
         store.delete(staging_dir(parent))  # left behind if the last learn died after its switch
