@@ -262,3 +262,33 @@ def test_compare_runs_every_registered_strategy(tiny, tmp_path, capsys):
         assert (run["dgr"]["epochs"] == 1) == (name == "dgr"), name
         assert (run["derpp"]["alpha"] == 0.2) == (name == "derpp"), name
         assert (run["classifier"]["distill_current"] == 0.5) == (name == "binplay"), name
+
+
+@pytest.mark.parametrize("compute", ["fp32", "bf16"])
+def test_decoder_compute_runs_the_decoder_phase_forward_in_bf16_only_when_set(
+        tiny, tmp_path, monkeypatch, compute):
+    """BEYOND-PAPER `autoencoder.decoder_compute: bf16`: the trained decoder's forward in the
+    decoder phase runs under bf16 autocast (its transposed convs output bf16), its weights and
+    Adam stay fp32, and the phase still learns; fp32 (the paper) runs no bf16 at all."""
+    from binplay.strategies import binplay as strategy
+
+    seen: list[dict] = []
+    original = strategy.ae.decoder_epoch
+
+    def spy(decoder, **kw):
+        dtypes: set[torch.dtype] = set()
+        hooks = [m.register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
+                 for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+        out = original(decoder, **kw)
+        for hook in hooks:
+            hook.remove()
+        seen.append({"loss": out["loss"], "dtypes": dtypes,
+                     "weights": {p.dtype for p in decoder.parameters()}})
+        return out
+
+    monkeypatch.setattr(strategy.ae, "decoder_epoch", spy)
+    _run(tiny("autoencoder.decoder_epochs=6", "classifier.epochs=1",
+              f"autoencoder.decoder_compute={compute}"), tmp_path)
+    want = torch.bfloat16 if compute == "bf16" else torch.float32
+    assert all(s["dtypes"] == {want} and s["weights"] == {torch.float32} for s in seen)
+    assert len(seen) == 12 and seen[5]["loss"] < 0.8 * seen[0]["loss"]  # task 1 learns

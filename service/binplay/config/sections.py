@@ -162,6 +162,13 @@ class AutoencoderConfig(_Strict):
         "decoder_lr towards 0 over each task's decoder epochs (half a cosine, set at each "
         "epoch's start), so fewer epochs may end as sharp as more at a constant lr. "
         "constant: decoder_lr throughout (the paper)", neutral="constant", readers=BINPLAY_ONLY)
+    decoder_compute: Literal["fp32", "bf16"] = setting(
+        "fp32", description="BEYOND-PAPER: bf16: the decoder phase's forward and backward of the "
+        "trained decoder run under bf16 autocast (weights, Adam and the stored decoder stay as "
+        "they are; the frozen copy's regenerations stay fp32). Faster only where bf16 is native: "
+        "1.6-1.9x per decoder step on a CPU with avx512_bf16, 16x slower on one without "
+        "(docs/BENCHMARKS.md, benchmarks/decoder_step.py). fp32: the paper", neutral="fp32",
+        readers=BINPLAY_ONLY)
     self_rehearsal: bool = Field(
         True, description="rehearse past codes with the frozen decoder copy (off: ablation only)"
     )

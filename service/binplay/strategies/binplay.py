@@ -151,7 +151,8 @@ class BinPlayStrategy(Strategy):
             m = ae.decoder_epoch(run.wrapped["decoder"], opt=opt, task=self.task,
                                  mapping=self.mapping, past=past, gen=gen, steps=steps,
                                  batch=local, features=self.features,
-                                 feature_weight=cfg.autoencoder.feature_loss_weight)
+                                 feature_weight=cfg.autoencoder.feature_loss_weight,
+                                 bf16=cfg.autoencoder.decoder_compute == "bf16")
         return m, steps * batch
 
     def after_epoch(self, run: TaskRun, phase: str, epoch: int) -> None:

@@ -127,13 +127,15 @@ def freeze_assignment(encoder: nn.Module, task: CurrentTask, gen: torch.Generato
 def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: CurrentTask,
                   mapping: torch.Tensor, past: ReplayFeed | None, gen: torch.Generator,
                   steps: int, batch: int, features: nn.Module | None = None,
-                  feature_weight: float = 0.0) -> dict[str, float]:
+                  feature_weight: float = 0.0, bf16: bool = False) -> dict[str, float]:
     """Self-rehearsal: past indices -> d(c(i); v'), current codes -> their images.
 
     ``past`` draws each step's past share of the batch (Binomial(batch, past share), see
     ``decoder_past_share``); the rest of the batch is current samples. With ``features``
     (a frozen network) each sample's loss adds ``feature_weight`` x the mean squared
-    distance of its features from its target's."""
+    distance of its features from its target's. ``bf16``: the decoder's (and the features')
+    forward runs under bf16 autocast; the loss is taken in fp32."""
+    device = task.images.device.type
     sums = EpochMeans("current", "past")
     for step in range(steps):
         pairs = past.batch(step) if past is not None else None
@@ -143,13 +145,16 @@ def decoder_epoch(decoder: nn.Module, *, opt: torch.optim.Optimizer, task: Curre
         targets = task.images[rows]
         if pairs is not None:
             codes, targets = torch.cat([codes, pairs.codes]), torch.cat([targets, pairs.images])
-        out = decoder(codes)
-        per_sample = ((out - targets) ** 2).flatten(1).mean(dim=1)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            out = decoder(codes)
+            if features is not None:
+                with torch.no_grad():
+                    aim = features(targets)
+                seen = features(out)
+        per_sample = ((out.float() - targets) ** 2).flatten(1).mean(dim=1)
         if features is not None:
-            with torch.no_grad():
-                aim = features(targets)
             per_sample = per_sample + feature_weight * (
-                (features(out) - aim) ** 2).flatten(1).mean(dim=1)
+                (seen.float() - aim.float()) ** 2).flatten(1).mean(dim=1)
         loss = per_sample.mean()
         n_cur = batch - n_past
         sums.step(opt, loss, current=per_sample[:n_cur].mean() if n_cur else 0.0,
