@@ -166,7 +166,7 @@ class AutoencoderConfig(_Strict):
         "fp32", description="BEYOND-PAPER: bf16: the decoder phase's forward and backward of the "
         "trained decoder run under bf16 autocast (weights, Adam and the stored decoder stay as "
         "they are; the frozen copy's regenerations stay fp32). Faster only where bf16 is native: "
-        "1.6-1.9x per decoder step on a CPU with avx512_bf16, 16x slower on one without "
+        "1.3-1.9x per decoder step on a CPU with avx512_bf16, 16x slower on one without "
         "(docs/BENCHMARKS.md, benchmarks/decoder_step.py). fp32: the paper", neutral="fp32",
         readers=BINPLAY_ONLY)
     self_rehearsal: bool = Field(
