@@ -166,7 +166,7 @@ def test_every_shipped_search_validates(path):
     check_search(search, base, str(path))  # its base and every dimension, as jobs.tune checks
 
 
-@pytest.mark.parametrize("dataset", ["split_mnist", "split_fmnist"])
+@pytest.mark.parametrize("dataset", ["split_mnist", "split_fmnist", "split_cifar10"])
 def test_the_method_searches_of_a_dataset_share_one_budget(dataset):
     """Issue 26's yardstick: BinPlay, ER and DER++ are chosen by searches of the same budget
     (draws, tasks, scheduler, resources, overrides), differing only in the space's fields."""
