@@ -37,17 +37,21 @@ def phase_table(report: dict) -> dict[str, float]:
     return dict(totals)
 
 
-def run_one(tree: dict, strategy: str, tasks: int, threads: int, out: Path) -> dict:
+def run_one(tree: dict, strategy: str, tasks: int, threads: int, out: Path,
+            extra: list[str] | None = None) -> dict:
+    """Train ``strategy`` on the first ``tasks`` tasks of ``tree`` in this process; its wall
+    time, phase seconds, accuracy, carried bytes and whole report."""
     stream = tree.get("stream", {})
     all_tasks = stream.get("tasks") or [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
     sets = [f"strategy={strategy}", f"stream.tasks={json.dumps(all_tasks[:tasks])}",
             "ray.num_workers=0", f"run.threads={threads}", f"run.storage_path={out}",
-            f"name=phase-{strategy}", "run.tracker=none"]
+            f"name=phase-{strategy}", "run.tracker=none", *(extra or [])]
     cfg = config_from_dict(for_strategy(tree, strategy), sets, source="phase_times")
     started = time.perf_counter()
     report = json.loads(Path(train(cfg)).read_text())
     return {"wall": time.perf_counter() - started, "phases": phase_table(report),
-            "accuracy": report.get("average_accuracy"), "memory_bytes": report.get("memory_bytes")}
+            "accuracy": report.get("average_accuracy"), "memory_bytes": report.get("memory_bytes"),
+            "report": report}
 
 
 def main() -> None:
