@@ -237,6 +237,12 @@ class ClassifierConfig(_Strict):
     norm: Literal["batch", "group"] = setting(
         "batch", description="normalisation of the conv layers: batch statistics (learnt on "
         "regenerations, used on real test images) or GroupNorm (per sample, no statistics)", fixed=True)
+    augment: Literal["none", "crop", "crop_flip"] = setting(
+        "none", description="random transforms of every image a classifier step sees "
+        "(current, reconstructed, regenerated or buffered; every strategy alike): crop = "
+        "shifted up to 4 pixels into zero padding, crop_flip = and half mirrored left-right "
+        "(published ER and DER++ on CIFAR-10; flips do not suit digits); none = as the paper",
+        neutral="none")
     replay_loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     max_classes: int | None = setting(
         None, gt=0, description="outputs of the single head; None = the classes stream.tasks "

@@ -26,6 +26,7 @@ from binplay.memory import budget_bytes, carried_bytes
 from binplay.scoring import masked_logits
 from binplay.strategies.base import CurrentInputs, Memory, Strategy
 from binplay.strategies.baselines import classifier_with, label_dtype, refill
+from binplay.train.augment import augment
 from binplay.train.steps import EpochMeans
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class DerppStrategy(Strategy):
             rows = order[(torch.arange(b) + step * b) % len(order)]
             first = torch.randint(len(y_buf), (m,), generator=gen).to(device)
             second = torch.randint(len(y_buf), (m,), generator=gen).to(device)
-            raw = model(torch.cat([current.images[rows], x_buf[first], x_buf[second]]))
+            raw = model(augment(torch.cat([current.images[rows], x_buf[first], x_buf[second]]),
+                                ccfg.augment, gen))
             logits = masked_logits(raw, seen)
             parts = {"current": F.cross_entropy(logits[:b], current.labels[rows]),
                      "logits_mse": F.mse_loss(raw[b:b + m], z_buf[first]),

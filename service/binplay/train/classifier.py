@@ -16,6 +16,7 @@ from torch import nn
 
 from binplay.config import ClassifierConfig
 from binplay.scoring import masked_logits
+from binplay.train.augment import augment
 from binplay.train.steps import EpochMeans
 
 # step, epoch generator -> (past images, their target class probabilities) for that step
@@ -124,6 +125,7 @@ def classifier_epoch(model: nn.Module, *, opt: torch.optim.Optimizer, inputs: to
         if n_past and past is not None:
             past_x, targets = past(step, gen)
             x = torch.cat([x, past_x.to(x.device)])
+        x = augment(x, cfg.augment, gen)
         raw = model(x)
         logits = masked_logits(raw, seen)
         current = current_loss(logits[:b], y, rows, cfg, old, first_asymmetric)
