@@ -11,6 +11,9 @@ from pydantic import Field, field_validator, model_validator
 from binplay.codes import check_primes
 from binplay.config.fields import BINPLAY_ONLY, _Strict, setting
 
+# The classifier's batch transforms (binplay.train.augment reads the same names).
+Augment = Literal["none", "crop", "crop_flip"]
+
 DatasetName = Literal["mnist", "fashion_mnist", "cifar10", "parquet", "image_folder"]
 
 
@@ -237,7 +240,7 @@ class ClassifierConfig(_Strict):
     norm: Literal["batch", "group"] = setting(
         "batch", description="normalisation of the conv layers: batch statistics (learnt on "
         "regenerations, used on real test images) or GroupNorm (per sample, no statistics)", fixed=True)
-    augment: Literal["none", "crop", "crop_flip"] = setting(
+    augment: Augment = setting(
         "none", description="random transforms of every image a classifier step sees "
         "(current, reconstructed, regenerated or buffered; every strategy alike): crop = "
         "shifted up to 4 pixels into zero padding, crop_flip = and half mirrored left-right "

@@ -9,12 +9,11 @@ or buffered), for every strategy, so the comparison stays like for like.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-Augment = Literal["none", "crop", "crop_flip"]
+from binplay.config.sections import Augment
+
 PAD = 4  # pixels of zero padding a crop may shift by, each way (Mammoth's CIFAR crop)
 
 
