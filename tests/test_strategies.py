@@ -13,7 +13,7 @@ from binplay.compare import size_for_budget
 from binplay.launch import train
 from binplay.memory import binplay_carried_bytes
 from binplay.models.build import MB, binplay_decoder_bytes
-from binplay.strategies.baselines import balanced_buffer, image_bytes
+from binplay.strategies.buffer import balanced_buffer, image_bytes
 from conftest import require
 
 

@@ -228,25 +228,25 @@ def test_search_chooses_on_validation_accuracy(tiny, tmp_path):
 
 
 def test_dgr_replays_the_generator_from_before_the_task(tiny, tmp_path, monkeypatch):
-    from binplay.strategies import baselines
+    from binplay.strategies import dgr
 
     drawn: list[torch.nn.Module] = []
-    real = baselines.vae.sample
+    real = dgr.vae.sample
 
     def spy(vae, n, generator, device="cpu"):
         drawn.append(vae)
         return real(vae, n, generator, device)
 
-    monkeypatch.setattr(baselines.vae, "sample", spy)
+    monkeypatch.setattr(dgr.vae, "sample", spy)
     captured = {}
-    real_begin = baselines.GenerativeReplayStrategy.begin_task
+    real_begin = dgr.GenerativeReplayStrategy.begin_task
 
     def begin(self, run, fresh):
         real_begin(self, run, fresh)
         captured[run.t] = (run.models["generator"], run.frozen.get("generator"),
                            {k: v.clone() for k, v in run.models["generator"].state_dict().items()})
 
-    monkeypatch.setattr(baselines.GenerativeReplayStrategy, "begin_task", begin)
+    monkeypatch.setattr(dgr.GenerativeReplayStrategy, "begin_task", begin)
     _run(tiny("strategy=dgr", "dgr.memory_mb=0.15", "dgr.epochs=1", "classifier.epochs=1"), tmp_path)
     live, frozen, before = captured[1]
     assert drawn and all(m is frozen for m in drawn)  # both phases: the pre-task scholar
@@ -267,7 +267,7 @@ def test_baseline_refuses_binplay_switches_and_compare_drops_them(tiny):
 
 
 def test_standard_er_replays_a_batch_the_size_of_the_current_one(tiny, tmp_path, classifier_calls):
-    from binplay.strategies.baselines import ReplayBufferStrategy
+    from binplay.strategies.er import ReplayBufferStrategy
 
     cfg = tiny("strategy=er", "er.memory_mb=0.02", "er.batch_size=16", "er.epochs=2")
     er = ReplayBufferStrategy(cfg)
@@ -282,7 +282,7 @@ def test_standard_er_replays_a_batch_the_size_of_the_current_one(tiny, tmp_path,
 
 
 def test_reservoir_buffer_is_a_uniform_sample_of_the_stream():
-    from binplay.strategies.baselines import reservoir_buffer
+    from binplay.strategies.buffer import reservoir_buffer
 
     counts = torch.zeros(4)
     for seed in range(200):

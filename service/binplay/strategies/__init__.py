@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from binplay.config import BinPlayConfig
 from binplay.strategies.base import Memory, PastBatch, Strategy
-from binplay.strategies.baselines import (
-    FinetuneStrategy,
-    GenerativeReplayStrategy,
-    JointStrategy,
-    ReplayBufferStrategy,
-)
 from binplay.strategies.binplay import BinPlayStrategy
 from binplay.strategies.derpp import DerppStrategy
+from binplay.strategies.dgr import GenerativeReplayStrategy
+from binplay.strategies.er import ReplayBufferStrategy
 from binplay.strategies.er_ace import ErAceStrategy
+from binplay.strategies.finetune import FinetuneStrategy
+from binplay.strategies.joint import JointStrategy
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "binplay": BinPlayStrategy,

@@ -25,7 +25,7 @@ from binplay.config import ClassifierConfig
 from binplay.memory import budget_bytes, carried_bytes
 from binplay.scoring import masked_logits
 from binplay.strategies.base import CurrentInputs, Memory, Strategy
-from binplay.strategies.baselines import classifier_with, label_dtype, refill
+from binplay.strategies.buffer import classifier_with, label_dtype, refill
 from binplay.train.augment import augment
 from binplay.train.steps import EpochMeans
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from binplay.config import ClassifierConfig
 from binplay.strategies.base import CurrentInputs
-from binplay.strategies.baselines import ReplayBufferStrategy
+from binplay.strategies.er import ReplayBufferStrategy
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
