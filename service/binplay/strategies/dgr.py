@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class GenerativeReplayStrategy(Strategy):
-    """DGR: a VAE learns the current task and, by self-rehearsal, its own past samples."""
+    """DGR; the VAE is the ``generator`` model, snapshotted before each task."""
 
     name = "dgr"
     memory_field = "dgr.memory_mb"

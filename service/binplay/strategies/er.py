@@ -22,10 +22,7 @@ if TYPE_CHECKING:
 
 
 class ReplayBufferStrategy(Strategy):
-    """Experience replay: real past samples from a byte-budgeted buffer. Standard form
-    (Mammoth's and Avalanche's ER): each step rehearses as many buffered samples as it has
-    current ones; the buffer is class-balanced or a reservoir; ER has its own classifier
-    settings (``er.epochs``, ``er.lr``, ``er.batch_size``)."""
+    """ER, with its own classifier settings (``er.epochs``, ``er.lr``, ``er.batch_size``)."""
 
     name = "er"
     memory_field = "er.memory_mb"
