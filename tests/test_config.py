@@ -59,7 +59,7 @@ def test_the_tuned_baselines_are_the_equal_bytes_ones():
 def test_every_equal_bytes_baseline_compares_with_its_preset(path):
     """configs/baselines/split_X_M.yaml with `memory_mb: auto` is strategy M on
     configs/split_X.yaml's stream at its bytes: jobs.compare --strategy-config would refuse
-    it otherwise. (The DGR config is its published form at 2 MB, not such a mirror.)"""
+    it otherwise. (split_mnist_dgr.yaml is DGR's published form at 2 MB, not such a mirror.)"""
     from binplay.compare import check_comparable
     from binplay.config.loading import read_tree
 
