@@ -28,6 +28,14 @@ if TYPE_CHECKING:
     from binplay.engine import TaskRun
 
 
+def classifier_with(classifier: ClassifierConfig, section: Any) -> ClassifierConfig:
+    """``classifier`` with a baseline section's own ``epochs``, ``lr`` and ``batch_size``
+    where the section sets them."""
+    own = {k: getattr(section, k) for k in ("epochs", "lr", "batch_size")
+           if getattr(section, k) is not None}
+    return classifier.model_copy(update=own)
+
+
 class CurrentInputs(NamedTuple):
     """A worker's inputs for the classifier phase: the current task's images as the strategy
     shows them (with ``rows`` counted globally, so every rank takes the same steps)."""

@@ -8,11 +8,10 @@ task so that every Ray Train rank builds the same buffer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
-from binplay.config import ClassifierConfig
 from binplay.data.shards import read_shards
 from binplay.seeding import derived_seed
 
@@ -107,11 +106,3 @@ def refill(run: TaskRun, sampling: str, capacity: int) -> Refill:
     else:
         rows, kept = balanced_buffer(old_rows, old_labels, new_rows, labels, capacity, gen)
     return Refill(images, rows, kept.to(labels.dtype))
-
-
-def classifier_with(classifier: ClassifierConfig, section: Any) -> ClassifierConfig:
-    """``classifier`` with a baseline section's own ``epochs``, ``lr`` and ``batch_size``
-    where the section sets them."""
-    own = {k: getattr(section, k) for k in ("epochs", "lr", "batch_size")
-           if getattr(section, k) is not None}
-    return classifier.model_copy(update=own)

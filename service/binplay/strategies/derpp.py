@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from binplay.config import ClassifierConfig
 from binplay.memory import budget_bytes, carried_bytes
 from binplay.scoring import masked_logits
-from binplay.strategies.base import CurrentInputs, Memory, Strategy
-from binplay.strategies.buffer import classifier_with, label_dtype, refill
+from binplay.strategies.base import CurrentInputs, Memory, Strategy, classifier_with
+from binplay.strategies.buffer import label_dtype, refill
 from binplay.train.augment import augment
 from binplay.train.steps import EpochMeans
 

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from binplay.config import ClassifierConfig
 from binplay.memory import budget_bytes, carried_bytes
-from binplay.strategies.base import Memory, PastBatch, Strategy
-from binplay.strategies.buffer import classifier_with, image_bytes, refill
+from binplay.strategies.base import Memory, PastBatch, Strategy, classifier_with
+from binplay.strategies.buffer import image_bytes, refill
 
 if TYPE_CHECKING:
     from binplay.engine import TaskRun
