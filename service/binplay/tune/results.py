@@ -54,21 +54,43 @@ def rows_from_results(grid, tasks: int) -> list[TrialRow]:
     return sorted(rows, key=lambda r: r.trial_id)
 
 
-def pick_best(rows: list[TrialRow]) -> tuple[dict[str, Any], float]:
-    """Parameters (seed aside) whose completed trials have the highest mean final metric."""
-    groups: dict[str, list[TrialRow]] = {}
+def _completed_means(rows: list[TrialRow]) -> dict[str, float]:
+    """Mean final metric per configuration (JSON of its params, seed aside), in trial order."""
+    groups: dict[str, list[float]] = {}
     for row in rows:
         if row.status == "completed" and row.final is not None:
             key = json.dumps({k: v for k, v in row.params.items() if k != "seed"}, sort_keys=True)
-            groups.setdefault(key, []).append(row)
-    if not groups:
+            groups.setdefault(key, []).append(row.final)
+    return {key: sum(finals) / len(finals) for key, finals in groups.items()}
+
+
+def pick_best(rows: list[TrialRow]) -> tuple[dict[str, Any], float]:
+    """Parameters (seed aside) whose completed trials have the highest mean final metric.
+
+    A tie keeps the configuration of the earliest trial (``tied_with_best`` names the others).
+    """
+    means = _completed_means(rows)
+    if not means:
         failed = [r for r in rows if r.status == "error"]
         if rows and len(failed) == len(rows):
             raise TrainingFailed(f"every trial failed ({len(rows)} of {len(rows)}), so there is "
                                  f"no best; the first: {failed[0].error} (trials.md has each)")
         raise TrainingFailed("no trial trained every tuned task (see trials.md for errors)")
-    key, members = max(groups.items(), key=lambda kv: sum(r.final for r in kv[1]) / len(kv[1]))
-    return json.loads(key), sum(r.final for r in members) / len(members)
+    key = max(means, key=means.__getitem__)
+    return json.loads(key), means[key]
+
+
+def tied_with_best(rows: list[TrialRow]) -> list[dict[str, Any]]:
+    """The other configurations whose mean final metric equals the winner's.
+
+    Validation accuracy moves in steps of one image, so on a small held-out set two draws can
+    score exactly the same; the search then says so rather than hiding a coin toss.
+    """
+    means = _completed_means(rows)
+    if not means:
+        return []
+    winner = max(means, key=means.__getitem__)
+    return [json.loads(k) for k, m in means.items() if k != winner and abs(m - means[winner]) < 1e-9]
 
 
 def _fmt(value: Any) -> str:

@@ -17,7 +17,14 @@ from binplay.state import StateError
 from binplay.storage import is_uri, place_run
 from binplay.tracking import check_tracker, tune_callbacks
 from binplay.tune.config import METRIC, TIME_ATTR, SearchConfig, check_search, param_space, trial_config
-from binplay.tune.results import pick_best, plot_metric, rows_from_results, write_best, write_tables
+from binplay.tune.results import (
+    pick_best,
+    plot_metric,
+    rows_from_results,
+    tied_with_best,
+    write_best,
+    write_tables,
+)
 from binplay.tune.trainable import make_trainable
 
 EXPERIMENT = "search"
@@ -116,9 +123,13 @@ def run_search(search: SearchConfig, base: dict[str, Any], output: str | None = 
     summary: dict[str, Any] = {
         "best_params": params, f"best_{METRIC}": metric, "tuned_tasks": tasks,
         "trials": len(rows), "stopped_early": sum(r.status == "stopped early" for r in rows),
-        "errors": sum(r.status == "error" for r in rows), "best_yaml": str(best_path)}
+        "errors": sum(r.status == "error" for r in rows), "best_yaml": str(best_path),
+        "tied_with_best": tied_with_best(rows)}
     log(f"search done: {len(rows)} trials ({summary['stopped_early']} stopped early, "
         f"{summary['errors']} failed); best {params}: {METRIC} {metric:.2f}% after {tasks} tasks")
+    if summary["tied_with_best"]:
+        log(f"tied on {METRIC} with the best (the earliest trial is kept): "
+            + "; ".join(str(p) for p in summary["tied_with_best"]))
     if search.final:
         summary["final"] = train_final(best, out, log)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
