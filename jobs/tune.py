@@ -6,7 +6,8 @@
 The tune config names a base training config, overrides, a search space of dotted
 training-config fields, the search (grid/random), ASHA, resources per trial, concurrent
 trials, seeds per configuration and, optionally, tune_tasks: k (tune on the first k
-tasks) with final: true (then train the whole stream with the winner).
+tasks) and trial_overrides (a reduced stream for the trials only), with final: true
+(then train the whole stream, on the whole data, with the winner).
 Writes trials.csv, trials.md, metric_per_task.png and best.yaml (a config jobs.train
 takes as it is). Re-running the same command resumes an interrupted search.
 """

@@ -80,6 +80,10 @@ class SearchConfig(_Strict):
     name: str = Field("search", pattern=r"^[A-Za-z0-9_.-]+$")
     base: str = Field(description="training config (YAML) the trials start from")
     overrides: dict[str, Any] = Field(default_factory=dict, description="dotted field: value")
+    trial_overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted field: value for the trials only (a reduced "
+        "stream: fewer images a class, a smaller test set); best.yaml and the final run keep "
+        "the base's, so the winner is trained and scored on the whole data")
     space: dict[str, Dimension] = Field(min_length=1, description="dotted field: dimension")
     search: Literal["grid", "random"] = "grid"
     num_samples: int = Field(1, ge=1, description="random: draws from the space; grid: 1")
@@ -109,11 +113,17 @@ class SearchConfig(_Strict):
         for key in self.space:
             if key in ("name", "run.storage_path") or key.startswith("ray.address"):
                 raise ValueError(f"space.{key}: where a trial runs is set by the search")
+        both = sorted(set(self.overrides) & set(self.trial_overrides))
+        if both:
+            raise ValueError(f"trial_overrides.{both[0]}: also in overrides; give it once")
         return self
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json", exclude={"storage", "final"}), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        # What the trials run: a field moved between overrides and trial_overrides leaves the
+        # trials, and so a resumable search, the same.
+        dump = self.model_dump(mode="json", exclude={"storage", "final", "trial_overrides"})
+        dump["overrides"] = {**self.overrides, **self.trial_overrides}
+        return hashlib.sha256(json.dumps(dump, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _resolve_base(base: str, tune_file: Path) -> Path:
@@ -154,10 +164,11 @@ def load_search(path: str | Path) -> tuple[SearchConfig, dict[str, Any]]:
 def trial_config(search: SearchConfig, base: dict[str, Any], params: dict[str, Any],
                  name: str = "trial", storage: str | None = None, whole_stream: bool = False,
                  source: str = "trial") -> BinPlayConfig:
-    """The training config of one point of the space: base + overrides + params, the
-    stream cut to the first ``tune_tasks`` tasks unless ``whole_stream``."""
+    """The training config of one point of the space: base + overrides + params, and, unless
+    ``whole_stream``, the trial_overrides and the stream cut to the first ``tune_tasks`` tasks."""
     tree = json.loads(json.dumps(base))
-    for key, value in {**search.overrides, **params}.items():
+    reduced = {} if whole_stream else search.trial_overrides
+    for key, value in {**search.overrides, **reduced, **params}.items():
         set_dotted(tree, key, value, f"{source}: {key}")  # native YAML values, not re-parsed
     cfg = config_from_dict(tree, source=source)
     updates: dict[str, Any] = {"name": name}
@@ -180,6 +191,7 @@ def check_search(search: SearchConfig, base: dict[str, Any], source: str) -> Bin
     of the first point (its resources are every trial's unless the space changes ray.*)."""
     first = {k: d.values_to_check()[0] for k, d in search.space.items()}
     cfg = trial_config(search, base, first, source=f"{source}: overrides")
+    trial_config(search, base, first, whole_stream=True, source=f"{source}: the whole stream")
     if cfg.stream.val_fraction == 0:
         raise ConfigError(f"{source}: stream.val_fraction: a search chooses on validation data; "
                           f"set it above 0 (test accuracy is never chosen on)")
