@@ -25,7 +25,7 @@ def test_trials_run_the_reduced_stream_and_the_winner_the_whole_data():
     assert trial.run.threads == best.run.threads == 1 and best.er.epochs == 4
 
 
-def test_moving_a_field_into_trial_overrides_keeps_a_search_resumable(tmp_path):
+def test_moving_a_field_into_trial_overrides_keeps_a_search_resumable():
     search, _ = load_search(CIFAR_ER)
     moved = search.model_copy(update={"overrides": {**search.overrides, **search.trial_overrides},
                                       "trial_overrides": {}})
