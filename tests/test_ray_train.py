@@ -132,6 +132,35 @@ def test_ray_bookkeeping_loggers_are_quiet_unless_asked():
         logging.getLogger(name).setLevel(level)
 
 
+NICENESS_PROBE = """
+import os, ray
+from binplay.config import load_config
+from binplay.ray_train.cluster import ensure_ray
+from binplay.replay.actors import raise_niceness
+
+ensure_ray(load_config(None, ["ray.worker_niceness=7"]), log=lambda line: None)
+
+@ray.remote
+def probe():
+    return os.nice(0), raise_niceness(3), raise_niceness(9)
+
+print("niceness", *ray.get(probe.remote()))
+"""
+
+
+def test_an_embedded_rays_workers_run_at_the_configured_niceness():
+    # Ray's own default (15) let any process at 0 take the cores from its workers; an
+    # actor's replay.nice raises its niceness to a target, never adds to the worker's.
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", NICENESS_PROBE], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-4:] == ["niceness", "7", "7", "9"]
+
+
 def test_the_job_sets_trains_poll_and_ray_datas_read_path(monkeypatch):
     """The two fixed costs of the Ray path (docs/BENCHMARKS.md, issue 29): Train's controller
     polls every 0.25 s unless the user says otherwise, and the datasets a job creates read

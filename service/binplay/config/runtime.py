@@ -21,6 +21,11 @@ class RayConfig(_Strict):
     max_failures: int = Field(2, ge=0)
     checkpoint_every_epochs: int = Field(5, ge=1)
     address: str | None = Field(None, description="cluster to join; default RAY_ADDRESS or local")
+    worker_niceness: int = Field(
+        0, ge=0, le=19, description="scheduling niceness of an embedded local Ray's worker "
+        "processes (Train workers, Tune trials, replay actors); Ray's own default, 15, "
+        "hands the cores to any other process on the machine, so a Ray run beside an "
+        "in-process one starved; a cluster's nodes keep the niceness they were started with")
 
 
 class ReplayConfig(_Strict):
@@ -44,8 +49,9 @@ class ReplayConfig(_Strict):
     start_timeout_s: float = Field(
         120.0, gt=0, description="seconds the actors may take to start before the job says so")
     nice: int = Field(
-        0, ge=0, le=19, description="scheduling niceness of the actor processes: 19 lets them "
-        "decode only on cycles the trainer leaves idle, where they share its cores")
+        0, ge=0, le=19, description="scheduling niceness of the actor processes, at least "
+        "their Ray worker's (ray.worker_niceness on an embedded Ray): 19 lets them decode "
+        "mostly on cycles the trainer leaves idle, where they share its cores")
 
 
 class RunConfig(_Strict):

@@ -73,6 +73,12 @@ def pin_gcs_address() -> None:
     os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
 
 
+def local_system_config(cfg: BinPlayConfig) -> dict[str, int]:
+    """What an embedded Ray is started with beyond its defaults: the workers' niceness
+    (Ray's 15 let any process at 0 take the cores from a Train worker or a Tune trial)."""
+    return {"worker_niceness": cfg.ray.worker_niceness}
+
+
 def ensure_ray(cfg: BinPlayConfig, log=print) -> float:
     """Initialise Ray once per process; returns the seconds it took. Every worker of an
     embedded Ray runs ``pin_gcs_address`` (with another Ray on the machine, Train's
@@ -102,7 +108,7 @@ def ensure_ray(cfg: BinPlayConfig, log=print) -> float:
             # "local": never attach to some other Ray started on this machine by accident.
             context = ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=True,
                                dashboard_host="127.0.0.1", runtime_env=runtime_env,
-                               logging_level=level)
+                               logging_level=level, _system_config=local_system_config(cfg))
         auth = ", token authentication on" if os.environ.get("RAY_AUTH_MODE") == "token" else ""
         where = f"embedded local Ray ({os.cpu_count()} CPUs{auth})"
     seconds = time.time() - started

@@ -30,13 +30,20 @@ class ReplayError(ConfigError):
     """The replay actors could not be started or kept alive."""
 
 
+def raise_niceness(target: int) -> int:
+    """Raise this process's niceness to ``target`` (never lower it: that needs privileges);
+    returns the niceness it runs at. ``os.nice`` adds, so a Ray worker already at 15 would
+    otherwise end at 15 + target."""
+    current = os.nice(0)
+    return os.nice(target - current) if target > current else current
+
+
 class ReplayWorker:
     """One actor: indices in, rehearsal batches out, under the job it last loaded."""
 
     def __init__(self, threads: int, gpu: bool, nice: int = 0):
         torch.set_num_threads(threads)
-        if nice:
-            os.nice(nice)  # yield the cores to the trainer it shares them with
+        raise_niceness(nice)  # yield the cores to the trainer it shares them with
         # Judged here, not by the trainer: Ray shows an actor the GPU it booked, and hides
         # every GPU from a CPU-only Train worker on the same node.
         self.device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
