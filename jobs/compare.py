@@ -18,8 +18,9 @@ config (its tuned settings), refused unless it has the base config's stream and 
 bytes. `--no-train` trains nothing: it summarises the runs found finished under
 OUTPUT/runs (e.g. trained by several such commands in parallel) and names the missing.
 Writes OUTPUT/compare.json and OUTPUT/compare.md (average accuracy,
-mean +- std over seeds; memory in MB; wall time per run), and
-OUTPUT/accuracy_vs_memory.png when several memory sizes are given.
+mean +- std over seeds; memory in MB; wall time per run; the least time to each
+accuracy), OUTPUT/accuracy_vs_time.png, and OUTPUT/accuracy_vs_memory.png when several
+memory sizes are given.
 """
 
 from __future__ import annotations

@@ -118,16 +118,35 @@ def test_compare_reads_finished_runs_and_plots_memory_sizes(tiny, tmp_path, caps
     from binplay.compare import compare
 
     base = tiny("stream.image_shape=[1,28,28]", "autoencoder.decoder_epochs=1",
-                "classifier.epochs=1").model_dump(mode="json")
+                "classifier.epochs=1", "stream.val_fraction=0.2").model_dump(mode="json")
     out = tmp_path / "cmp"
     first = compare(base, ["er", "finetune"], [0], [0.05, None], out, log=lambda line: None)
     assert [r["name"] for r in first["runs"]] == ["er-0.05mb-s0", "finetune-0.05mb-s0", "er-auto-s0"]
     assert (out / "accuracy_vs_memory.png").stat().st_size > 1000
-    assert (out / "compare.md").read_text().count("| er |") == 4  # 2 sizes x (Table 2, Table 3)
+    assert (out / "accuracy_vs_time.png").stat().st_size > 1000
+    text = (out / "compare.md").read_text()
+    tables = text.split("## Time to reach each accuracy")
+    assert tables[0].count("| er ") == 4  # 2 sizes x (Table 2, Table 3)
+    assert tables[1].count("| er |") >= 1 and "| finetune |" not in tables[1]
     lines: list[str] = []
     again = compare(base, ["er", "finetune"], [0], [0.05, None], out, log=lines.append)
     assert all("finished earlier" in line for line in lines) and len(lines) == 3
     assert again["summary"] == first["summary"]
+
+
+def test_time_frontier_keeps_the_cheapest_setting_to_each_validation_accuracy():
+    from binplay.compare import time_frontier
+
+    def row(strategy: str, setting: str, seconds: float, val: float) -> dict:
+        return {"strategy": strategy, "memory_setting": setting, "seconds_per_run": seconds,
+                "val_mean": val, "mean": val - 1}
+
+    summary = [row("binplay", "1 MB", 150, 77.0), row("binplay", "0.5 MB", 200, 80.0),
+               row("binplay", "0.25 MB", 100, 78.0), row("binplay", "2 MB", 210, 80.0),
+               row("er", "1 MB", 30, 70.0), row("finetune", "auto", 5, 20.0)]
+    frontier = [(s["strategy"], s["memory_setting"]) for s in time_frontier(summary)]
+    # 1 MB costs more than 0.25 MB for less; 2 MB costs more than 0.5 MB for no more
+    assert frontier == [("binplay", "0.25 MB"), ("binplay", "0.5 MB"), ("er", "1 MB")]
 
 
 def test_compare_runs_a_strategy_from_its_own_config_and_summarises_without_training(

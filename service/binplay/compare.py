@@ -131,7 +131,8 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "val_mean": statistics.mean(vals) if vals else None,
                     "val_std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
                     "seeds": [r["seed"] for r in runs],
-                    "wall_seconds": sum(r["training_seconds"] for r in runs)})
+                    "wall_seconds": sum(r["training_seconds"] for r in runs),
+                    "seconds_per_run": statistics.mean(r["training_seconds"] for r in runs)})
     for setting in {s["memory_setting"] for s in out}:
         scored = [s for s in out if s["memory_setting"] == setting and s["val_mean"] is not None
                   and not STRATEGIES[s["strategy"]].bound]  # bounds are not choices
@@ -139,6 +140,22 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for s in out:
             if s["memory_setting"] == setting:
                 s["best_on_validation"] = s is best
+    return out
+
+
+def time_frontier(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per strategy, the settings that reach a validation accuracy none of its cheaper
+    settings reaches, cheapest first: the least training time to each accuracy it attains.
+    Validation ranks them (test is reported beside); the bounds are not settings."""
+    out = []
+    for strategy in sorted({s["strategy"] for s in summary}):
+        best = float("-inf")
+        for s in sorted((s for s in summary if s["strategy"] == strategy
+                         and sized_by_memory(strategy) and s["val_mean"] is not None),
+                        key=lambda s: s["seconds_per_run"]):
+            if s["val_mean"] > best:
+                best = s["val_mean"]
+                out.append(s)
     return out
 
 
@@ -166,6 +183,19 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset:
         clf = "-" if s.get("classifier_bytes") is None else f"{s['classifier_bytes'] / MB:.2f}"
         lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['memory_mb']:.2f} | {clf} | "
                      f"{'yes' if s['stores_past_data'] else 'no'} |")
+    lines += ["", "## Time to reach each accuracy", "",
+              "Each strategy's settings that reach a validation accuracy no cheaper setting of it "
+              "reaches, cheapest first. Seconds are training time per run, mean over seeds: "
+              "they hold for the machine and the load the runs had, so compare them only "
+              "between runs that shared the same conditions.", "",
+              "| strategy | memory setting | training s per run | validation % | test % |",
+              "|---|---|---|---|---|"]
+    frontier = time_frontier(summary)
+    if not frontier:
+        lines.append("| (no run held out validation data to rank by) | | | | |")
+    for s in frontier:
+        lines.append(f"| {s['strategy']} | {s['memory_setting']} | {s['seconds_per_run']:.0f} | "
+                     f"{s['val_mean']:.2f} | {s['mean']:.2f} |")
     lines += ["", "## Runs", "", "| run | validation % | test % | MB | training s |",
               "|---|---|---|---|---|"]
     for r in rows:
@@ -174,50 +204,6 @@ def markdown(summary: list[dict[str, Any]], rows: list[dict[str, Any]], dataset:
                      f"{r['average_accuracy']:.2f} | {r['memory_mb']:.2f} | "
                      f"{r['training_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
-
-
-def plot_accuracy_vs_memory(summary: list[dict[str, Any]], path: Path, dataset: str = "") -> None:
-    """Test accuracy against the MB carried, one curve per sized strategy (error bars: sd over
-    the seeds that ran, n beside each point), the bounds as levels."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for strategy in sorted({s["strategy"] for s in summary}):
-        points = sorted((s["memory_mb"], s["mean"], s["std"]) for s in summary
-                        if s["strategy"] == strategy and sized_by_memory(strategy))
-        if points:
-            xs, ys, es = zip(*points)
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=strategy)
-            for s in summary:
-                if s["strategy"] == strategy and len(s["seeds"]) > 1:
-                    ax.annotate(f"n={len(s['seeds'])}", (s["memory_mb"], s["mean"]), fontsize=7,
-                                textcoords="offset points", xytext=(4, -10))
-    for s in summary:  # fine-tuning and joint keep no memory: a level, not a curve
-        if STRATEGIES[s["strategy"]].bound:
-            ax.axhline(s["mean"], linestyle="--", linewidth=1, color="grey")
-            ax.annotate(s["strategy"], (0.01, s["mean"]), xycoords=("axes fraction", "data"),
-                        va="bottom", fontsize=8, color="grey")
-    ax.set_xscale("log")
-    sizes: list[float] = []
-    for size in sorted({round(s["memory_mb"], 2) for s in summary if sized_by_memory(s["strategy"])}):
-        if sizes and size <= sizes[-1] * 1.08:  # sizes a few % apart (0.51, 0.53) share a tick
-            sizes.pop()
-        sizes.append(size)
-    ax.xaxis.set_major_locator(FixedLocator(sizes))  # the sizes run, not powers of ten
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels([f"{x:g}" for x in sizes])
-    ax.set_xlabel("memory carried from task to task (MB; the classifier beside it)")
-    ax.set_ylabel("test accuracy after the last task (%)")
-    if dataset:
-        ax.set_title(f"{dataset}: mean +- sd over seeds (n where more than one)", fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
@@ -265,6 +251,9 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
     result = {"dataset": stream.dataset, "tasks": stream.tasks, "summary": summary, "runs": rows}
     (output / "compare.json").write_text(json.dumps(result, indent=1))
     (output / "compare.md").write_text(markdown(summary, rows, stream.dataset))
+    from binplay.compare_figures import plot_accuracy_vs_memory, plot_accuracy_vs_time
+
     if len(memory_mbs) > 1:
         plot_accuracy_vs_memory(summary, output / "accuracy_vs_memory.png", stream.dataset)
+    plot_accuracy_vs_time(summary, output / "accuracy_vs_time.png", stream.dataset)
     return result
