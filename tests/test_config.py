@@ -139,9 +139,13 @@ def test_paper_presets_keep_the_papers_method(name):
     assert cfg.autoencoder.store == "fp32"  # the paper counts (and keeps) fp32 weights
 
 
-@pytest.mark.parametrize("name", ["split_mnist", "split_fmnist"])
+@pytest.mark.parametrize("name", ["split_mnist", "split_fmnist", "split_cifar10"])
 def test_cpu_presets_name_every_switch_beyond_the_paper(name):
     text = open(f"configs/{name}.yaml").read()
+    budgets = ("hidden:", "decoder_epochs:", "decoder_current_share:", "epochs:")
+    for line in text.splitlines():  # the decoder's size and the epoch budgets differ from the paper's
+        if line.strip().startswith(budgets):
+            assert "BEYOND-PAPER" in line, line
     for switch in ("order: class", "class_bits:", "samples_per_class:", "norm: group",
                    "task_bits: 0"):
         line = next(line for line in text.splitlines() if switch in line)
