@@ -251,6 +251,7 @@ def compare(base: dict[str, Any], strategies: list[str], seeds: list[int],
     result = {"dataset": stream.dataset, "tasks": stream.tasks, "summary": summary, "runs": rows}
     (output / "compare.json").write_text(json.dumps(result, indent=1))
     (output / "compare.md").write_text(markdown(summary, rows, stream.dataset))
+    # here, not at the top: compare_figures imports this module (sized_by_memory)
     from binplay.compare_figures import plot_accuracy_vs_memory, plot_accuracy_vs_time
 
     if len(memory_mbs) > 1:
