@@ -15,8 +15,7 @@ from pathlib import Path
 
 from binplay.compare import summarise
 from binplay.compare_figures import plot_accuracy_vs_memory
-
-MB = 2**20
+from binplay.memory import MB
 
 # (strategy, bytes carried, test % after task 5 per seed 0, 1, 2 that ran), from RESULTS.md:
 # "Accuracy against memory, split-MNIST" and the 3-seed table at 594,576 B. Fine-tuning and
